@@ -1,0 +1,116 @@
+"""The JSON Schemas shipped with lamina, and validation that reports file, line and key.
+
+jsonschema's own messages quote whole instances; users need "line 7: layers[2]: expected a
+string", so errors are re-worded here from the validator keyword and located through
+:class:`~lamina.yamlio.YamlDoc` positions.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from lamina.yamlio import YamlDoc
+
+_TYPE_NAMES = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    """The schema document ``<name>.schema.json`` from the package."""
+    text = resources.files("lamina").joinpath(f"schema/{name}.schema.json").read_text()
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+def _describe_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, int | float):
+        return "a number"
+    if value is None:
+        return "nothing (null)"
+    return type(value).__name__
+
+
+def _wording(error: ValidationError) -> tuple[list[str | int], str]:
+    path: list[str | int] = list(error.absolute_path)
+    keyword = error.validator
+    expected = error.validator_value
+    if keyword == "additionalProperties":
+        allowed = sorted((error.schema.get("properties") or {}).keys())
+        extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        key = extra[0] if extra else "?"
+        path.append(key)
+        hint = f" (expected one of: {', '.join(allowed)})" if allowed else ""
+        return path, f"unknown key '{key}'{hint}"
+    if keyword == "required":
+        missing = [k for k in expected if k not in error.instance]
+        return path, f"missing required key '{missing[0] if missing else '?'}'"
+    if keyword == "type":
+        types = expected if isinstance(expected, list) else [expected]
+        want = " or ".join(_TYPE_NAMES.get(t, t) for t in types)
+        return path, f"expected {want}, got {_describe_type(error.instance)}"
+    if keyword in ("enum", "const"):
+        options = expected if keyword == "enum" else [expected]
+        return path, f"expected one of: {', '.join(map(str, options))}; got {error.instance!r}"
+    if keyword == "pattern":
+        if "linux/" in str(expected):
+            return path, (
+                f"unknown platform {error.instance!r} "
+                "(expected linux/amd64, linux/arm64 or linux/ppc64le)"
+            )
+        return path, f"{error.instance!r} does not match the expected form {expected}"
+    if keyword == "propertyNames":
+        return path, (
+            f"unknown platform {error.instance!r} "
+            "(expected linux/amd64, linux/arm64 or linux/ppc64le)"
+        )
+    if keyword == "oneOf":
+        return path, "expected exactly one of the alternative keys (see the schema)"
+    if keyword in ("minItems", "minLength"):
+        return path, "must not be empty"
+    if keyword == "uniqueItems":
+        return path, "contains duplicates"
+    if keyword in ("minimum", "maximum"):
+        return path, f"{error.instance!r} is out of range ({keyword} {expected})"
+    return path, error.message.splitlines()[0][:200]
+
+
+def validate(doc: YamlDoc, schema: dict[str, Any], what: str) -> None:
+    """Raise a located :class:`RecipeError` for the first (topmost) schema violation."""
+    if not isinstance(doc.data, dict):
+        raise doc.error((), f"expected a mapping at the top of the {what}, got "
+                            f"{_describe_type(doc.data)}")
+    validator = Draft202012Validator(schema)
+    errors = list(validator.iter_errors(doc.data))
+    if not errors:
+        return
+    located = []
+    for err in errors:
+        path, message = _wording(err)
+        if err.validator == "propertyNames" and isinstance(err.instance, str):
+            path = [*path, err.instance]
+        located.append((doc.line_of(path), len(path), path, message))
+    located.sort(key=lambda item: (item[0], -item[1]))
+    _, _, path, message = located[0]
+    raise doc.error(path, message)
