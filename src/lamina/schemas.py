@@ -58,7 +58,8 @@ def _wording(error: ValidationError) -> tuple[list[str | int], str]:
     expected = error.validator_value
     if keyword == "additionalProperties":
         allowed = sorted((error.schema.get("properties") or {}).keys())
-        extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        instance = error.instance if isinstance(error.instance, dict) else {}
+        extra = sorted(set(instance) - set(allowed))
         key = extra[0] if extra else "?"
         path.append(key)
         hint = f" (expected one of: {', '.join(allowed)})" if allowed else ""
@@ -68,7 +69,7 @@ def _wording(error: ValidationError) -> tuple[list[str | int], str]:
         return path, f"missing required key '{missing[0] if missing else '?'}'"
     if keyword == "type":
         types = expected if isinstance(expected, list) else [expected]
-        want = " or ".join(_TYPE_NAMES.get(t, t) for t in types)
+        want = " or ".join(_TYPE_NAMES.get(str(t), str(t)) for t in types)
         return path, f"expected {want}, got {_describe_type(error.instance)}"
     if keyword in ("enum", "const"):
         options = expected if keyword == "enum" else [expected]

@@ -1,0 +1,47 @@
+"""``lamina plan``: what a build would do, and why, before doing anything."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.table import Table
+
+from lamina.commands._common import add_tree_options, console, load, platforms_arg, print_json
+from lamina.external import ExternalResolver
+from lamina.plan import make_plan
+from lamina.progress import OUTCOME_STYLE
+from lamina.store import Store
+
+STATUS_STYLE = {**OUTCOME_STYLE, "build": "bold yellow", "test": "yellow", "blocked": "red"}
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "plan", help="show each image x platform as up to date, to build (with why), "
+                     "blocked or excluded")
+    add_tree_options(parser)
+    parser.add_argument("--source-date-epoch", type=int, default=None, metavar="SECONDS",
+                        help="timestamp the build would use (it is part of the key)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    recipe, settings = load(args)
+    store = Store(settings.store)
+    entries = make_plan(recipe, store, settings.epoch, args.images or None,
+                        platforms_arg(args), ExternalResolver(settings.cache))
+    if args.json:
+        print_json([e.as_json() for e in entries])
+        return 0
+    table = Table(title=f"lamina plan ({recipe.root.name})", title_justify="left")
+    for column in ("image", "platform", "status", "key", "reason"):
+        table.add_column(column, overflow="fold")
+    for entry in entries:
+        style = STATUS_STYLE.get(entry.status, "")
+        key = (entry.key or "")[7:19]
+        table.add_row(entry.image, entry.platform.name, f"[{style}]{entry.status}[/]", key,
+                      entry.reason)
+    console().print(table)
+    todo = sum(1 for e in entries if e.status in ("build", "test"))
+    console().print(f"{todo} of {len(entries)} nodes to build or test")
+    return 0

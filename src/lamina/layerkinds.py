@@ -1,0 +1,171 @@
+"""How each layer kind becomes exactly one OCI layer.
+
+Clean layer boundaries are what registries and CVMFS deduplicate on, so every kind renders
+to a single ``ADD``, ``COPY`` or ``RUN`` that does its own cleanup (apt lists, pip caches,
+logs) in the same step. Files a step only *reads* (lock files, scripts) are bind-mounted
+from the build context rather than copied, so they never become a layer of their own.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lamina.errors import RecipeError
+from lamina.hashing import sha256_data, sha256_file, tree_fingerprint
+from lamina.platforms import Platform
+from lamina.recipe import Layer
+
+CA_SECRET_ID = "lamina-ca"
+CA_PATH = f"/run/secrets/{CA_SECRET_ID}"
+CTX_MOUNT = "/run/lamina/layer"
+
+# Every RUN starts with this: strict shell, and the site CA (when one was given for the
+# build) exported to every HTTPS client we know of. The CA arrives as a build secret,
+# so it exists only while the step runs and is never committed.
+PRELUDE = (
+    "set -eu; "
+    f"if [ -r {CA_PATH} ]; then export SSL_CERT_FILE={CA_PATH} REQUESTS_CA_BUNDLE={CA_PATH} "
+    f"PIP_CERT={CA_PATH} CURL_CA_BUNDLE={CA_PATH} GIT_SSL_CAINFO={CA_PATH} "
+    f"NODE_EXTRA_CA_CERTS={CA_PATH} "
+    f"LAMINA_APT_CA='-o Acquire::https::CAInfo={CA_PATH}'; else LAMINA_APT_CA=''; fi"
+)
+
+APT_CLEANUP = (
+    "apt-get clean; rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/apt/archives/*.deb "
+    "/var/log/apt/* /var/log/dpkg.log /var/log/alternatives.log /var/cache/debconf/*-old "
+    "/var/lib/dpkg/*-old /var/cache/ldconfig/aux-cache"
+)
+GENERIC_CLEANUP = "rm -rf /root/.cache /tmp/* /var/tmp/*"
+
+
+@dataclass
+class RenderedLayer:
+    """One layer's Containerfile instruction plus what it needs and what its key covers."""
+
+    layer: Layer
+    instruction: str
+    context_files: dict[str, Path] = field(default_factory=dict)  # context-relative → source
+    inputs: dict[str, str] = field(default_factory=dict)  # input name → content hash
+    rootfs: RootfsRequest | None = None
+
+
+@dataclass(frozen=True)
+class RootfsRequest:
+    """A root filesystem prepared on the host (debootstrap or Debian packages) and ADDed."""
+
+    layer: str
+    platform: Platform
+    method: str  # "debootstrap" | "debs"
+    options: dict[str, Any]
+    context_name: str
+
+    @property
+    def cache_key(self) -> str:
+        return sha256_data({"m": self.method, "o": self.options, "p": self.platform.name,
+                            "v": 1})
+
+
+def _run(mounts: list[str], script: str) -> str:
+    flags = " ".join([f"--mount=type=secret,id={CA_SECRET_ID}", *mounts])
+    body = f"{PRELUDE}; {script}"
+    return f"RUN {flags} /bin/sh -c {shlex.quote(body)}"
+
+
+def _bind(context_dir: str) -> str:
+    return f"--mount=type=bind,source={context_dir},target={CTX_MOUNT}"
+
+
+def _arch_path(layer: Layer, key: str, platform: Platform) -> str:
+    raw: str = layer.spec[key]
+    path = raw.replace("{arch}", platform.arch)
+    if not layer.path(path).is_file():
+        raise layer.doc.error((key,), f"file '{path}' for {platform} not found in "
+                                       f"{layer.directory}")
+    return path
+
+
+def spec_for_key(layer: Layer) -> dict[str, Any]:
+    """The layer's definition minus what cannot change the layer's bytes."""
+    return {k: v for k, v in layer.spec.items() if k not in ("description", "tests")}
+
+
+def render_layer(layer: Layer, platform: Platform) -> RenderedLayer:
+    ctx = f"layers/{layer.name}"
+    spec = layer.spec
+    base_inputs = {"definition": sha256_data(spec_for_key(layer))}
+    kind = layer.kind
+    if kind == "rootfs":
+        return _render_rootfs(layer, platform, base_inputs)
+    if kind == "apt":
+        packages = " ".join(shlex.quote(p) for p in spec["packages"])
+        recommends = "" if spec.get("install_recommends") else " --no-install-recommends"
+        optional = ""
+        for pkg in spec.get("optional", []):
+            q = shlex.quote(pkg)
+            optional += (f"; apt-get install -y -q{recommends} $LAMINA_APT_CA {q} || "
+                         f"echo 'lamina: optional package {pkg} not installed'")
+        script = (
+            "export DEBIAN_FRONTEND=noninteractive; "
+            "apt-get update -q $LAMINA_APT_CA; "
+            f"apt-get install -y -q{recommends} $LAMINA_APT_CA {packages}{optional}; "
+            f"{APT_CLEANUP}; {GENERIC_CLEANUP}"
+        )
+        return RenderedLayer(layer, _run([], script), inputs=base_inputs)
+    if kind == "pip":
+        lock = _arch_path(layer, "lock", platform)
+        prefix = spec.get("prefix", "/usr/local")
+        python = spec.get("python", "python3")
+        inputs = {**base_inputs, f"file {lock}": sha256_file(layer.path(lock))}
+        script = (
+            f"cd {CTX_MOUNT}; "
+            "export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "
+            "PIP_ROOT_USER_ACTION=ignore; "
+            f"{shlex.quote(python)} -m pip install --no-cache-dir --require-hashes "
+            f"--break-system-packages --prefix={shlex.quote(prefix)} -r {shlex.quote(lock)}; "
+            f"{GENERIC_CLEANUP}"
+        )
+        files = {f"{ctx}/{lock}": layer.path(lock)}
+        return RenderedLayer(layer, _run([_bind(ctx)], script), files, inputs)
+    if kind == "files":
+        source: str = spec["source"]
+        src_path = layer.path(source)
+        fingerprint = tree_fingerprint(src_path)
+        inputs = {**base_inputs, f"directory {source.rstrip('/')}/": sha256_data(fingerprint)}
+        chmod = f" --chmod={spec['mode']}" if "mode" in spec else ""
+        target = f"{ctx}/{source.rstrip('/')}"
+        dest = spec["dest"]
+        if src_path.is_dir() and not dest.endswith("/"):
+            dest += "/"
+        instruction = f"COPY{chmod} {target} {dest}"
+        return RenderedLayer(layer, instruction, {target: src_path}, inputs)
+    if kind == "script":
+        script_name: str = spec["script"]
+        shell = spec.get("shell", "/bin/sh")
+        inputs = {**base_inputs, f"file {script_name}": sha256_file(layer.path(script_name))}
+        files = {f"{ctx}/{script_name}": layer.path(script_name)}
+        for extra in spec.get("inputs", []):
+            path = layer.path(extra)
+            inputs[f"input {extra}"] = (sha256_data(tree_fingerprint(path)) if path.is_dir()
+                                        else sha256_file(path))
+            files[f"{ctx}/{extra}"] = path
+        script = (f"cd {CTX_MOUNT}; {shlex.quote(shell)} ./{shlex.quote(script_name)}; "
+                  f"{GENERIC_CLEANUP}")
+        return RenderedLayer(layer, _run([_bind(ctx)], script), files, inputs)
+    raise RecipeError(f"unknown layer kind '{kind}'")  # the schema makes this unreachable
+
+
+def _render_rootfs(layer: Layer, platform: Platform,
+                   base_inputs: dict[str, str]) -> RenderedLayer:
+    spec = layer.spec
+    name = f"rootfs-{layer.name}-{platform.arch}.tar"
+    if "tarball" in spec:
+        tarball = _arch_path(layer, "tarball", platform)
+        inputs = {**base_inputs, f"file {tarball}": sha256_file(layer.path(tarball))}
+        return RenderedLayer(layer, f"ADD {name} /", {name: layer.path(tarball)}, inputs)
+    method = "debootstrap" if "debootstrap" in spec else "debs"
+    options = dict(spec[method])
+    request = RootfsRequest(layer.name, platform, method, options, name)
+    return RenderedLayer(layer, f"ADD {name} /", {}, base_inputs, rootfs=request)

@@ -1,0 +1,62 @@
+"""Running the field's tools: buildah, skopeo, umoci, debootstrap.
+
+Output goes to a per-node log file (the summary points at it); only a short tail reaches
+the error message, and it is passed through :func:`lamina.redact.redact` first so that
+a credential echoed by a tool never reaches the terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from lamina.errors import ToolError
+from lamina.redact import redact
+
+
+def tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except FileNotFoundError:
+        return ""
+    # The command lines lamina wrote itself say nothing the message does not already say.
+    useful = [line.strip() for line in text if line.strip() and not line.startswith("$ ")]
+    return " | ".join(useful[-lines:])[-400:]
+
+
+def run_logged(cmd: Sequence[str], log: Path, *, what: str, cwd: Path | None = None,
+               env: Mapping[str, str] | None = None, input_bytes: bytes | None = None) -> None:
+    """Run ``cmd`` appending its output to ``log``; raise :class:`ToolError` on failure."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    with log.open("ab") as handle:
+        handle.write(f"\n$ {redact(' '.join(cmd))}\n".encode())
+        handle.flush()
+        try:
+            proc = subprocess.run(list(cmd), stdout=handle, stderr=subprocess.STDOUT, cwd=cwd,
+                                  env=full_env, input=input_bytes, check=False)
+        except FileNotFoundError as exc:
+            raise ToolError(f"{what}: {cmd[0]} not found (run scripts/setup)") from exc
+    if proc.returncode != 0:
+        raise ToolError(f"{what} failed (exit {proc.returncode}): {redact(tail(log))} "
+                        f"[log: {log}]")
+
+
+def capture(cmd: Sequence[str], *, what: str, env: Mapping[str, str] | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    try:
+        proc = subprocess.run(list(cmd), capture_output=True, text=True, env=full_env,
+                              check=False)
+    except FileNotFoundError as exc:
+        raise ToolError(f"{what}: {cmd[0]} not found (run scripts/setup)") from exc
+    if check and proc.returncode != 0:
+        message = redact(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "")
+        raise ToolError(f"{what} failed (exit {proc.returncode}): {message}")
+    return proc

@@ -1,0 +1,143 @@
+"""From one (image, platform) node of the tree to the Containerfile that builds it, and its key.
+
+The content key is a hash over everything that can change the image's bytes: each layer's
+canonical definition and every file it reads, build arguments, the image's own config, the
+parent's key (or an external parent's per-platform digest), the platform, the timestamp
+epoch, and :data:`KEY_FORMAT`. The same inputs are kept by name in :class:`BuildUnit.inputs`
+so that the plan can say *which* one changed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lamina.hashing import sha256_data
+from lamina.layerkinds import RenderedLayer, RootfsRequest, render_layer
+from lamina.platforms import Platform
+from lamina.recipe import Image, Recipe
+
+KEY_FORMAT = 1
+KEY_LABEL = "dev.lamina.key"
+IMAGE_LABEL = "dev.lamina.image"
+
+
+@dataclass
+class BuildUnit:
+    image: Image
+    platform: Platform
+    key: str
+    inputs: dict[str, str]
+    parent_ref: str
+    layers: list[RenderedLayer]
+    build_args: dict[str, str]
+    epoch: int
+    parent_key: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.image.name
+
+    @property
+    def store_ref(self) -> str:
+        """Reference name of this node in the local OCI layout store."""
+        return f"{self.image.name}-{self.platform.arch}"
+
+    @property
+    def local_tag(self) -> str:
+        """Name of the built image in buildah's containers-storage."""
+        return local_tag(self.image.name, self.platform, self.key)
+
+    @property
+    def rootfs_requests(self) -> list[RootfsRequest]:
+        return [layer.rootfs for layer in self.layers if layer.rootfs is not None]
+
+    def context_files(self) -> dict[str, Path]:
+        files: dict[str, Path] = {}
+        for layer in self.layers:
+            files.update(layer.context_files)
+        return files
+
+    def containerfile(self) -> str:
+        image = self.image
+        lines = [
+            f"# lamina: image '{image.name}' for {self.platform}",
+            f"# key: {self.key}",
+            f"FROM {self.parent_ref}",
+            "ARG SOURCE_DATE_EPOCH",
+        ]
+        lines += [f"ARG {name}" for name in sorted(self.build_args)]
+        total = len(self.layers)
+        for index, rendered in enumerate(self.layers, start=1):
+            lines.append(f"# layer {index}/{total}: {rendered.layer.name} ({rendered.layer.kind})")
+            lines.append(rendered.instruction)
+        env = {**_layer_env(self.layers), **image.env}
+        if env:
+            lines.append("ENV " + " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(env.items())))
+        if image.workdir:
+            lines.append(f"WORKDIR {image.workdir}")
+        if image.user:
+            lines.append(f"USER {image.user}")
+        if image.entrypoint is not None:
+            lines.append(f"ENTRYPOINT {json.dumps(image.entrypoint)}")
+        if image.cmd is not None:
+            lines.append(f"CMD {json.dumps(image.cmd)}")
+        labels = {**self.labels}
+        lines.append("LABEL " + " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(labels.items())))
+        return "\n".join(lines) + "\n"
+
+
+def _layer_env(layers: list[RenderedLayer]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for rendered in layers:
+        for key, value in (rendered.layer.spec.get("env") or {}).items():
+            env[key] = str(value)
+    return env
+
+
+def local_tag(image: str, platform: Platform, key: str) -> str:
+    return f"localhost/lamina/{image}:{platform.arch}-{key.removeprefix('sha256:')[:20]}"
+
+
+def build_unit(recipe: Recipe, image: Image, platform: Platform, epoch: int,
+               parent_key: str | None, external_digest: str | None = None) -> BuildUnit:
+    """Render one node; ``parent_key`` is the tree parent's key for this platform."""
+    rendered = [render_layer(layer, platform) for layer in image.layers]
+    build_args = {
+        **{k: str(v) for k, v in (recipe.settings.get("build_args") or {}).items()},
+        **image.build_args,
+    }
+    inputs: dict[str, str] = {
+        "key format": str(KEY_FORMAT),
+        "platform": platform.name,
+        "timestamp epoch": str(epoch),
+        "build args": sha256_data(build_args),
+        "image config": sha256_data({
+            "env": image.env, "workdir": image.workdir, "user": image.user,
+            "entrypoint": image.entrypoint, "cmd": image.cmd, "labels": image.labels,
+        }),
+        "layer order": sha256_data([r.layer.name for r in rendered]),
+    }
+    for r in rendered:
+        for name, digest in r.inputs.items():
+            inputs[f"layer {r.layer.name}: {name}"] = digest
+    if image.parent_name is not None:
+        assert parent_key is not None
+        inputs[f"parent {image.parent_name}"] = parent_key
+        parent_ref = local_tag(image.parent_name, platform, parent_key)
+    elif image.external is not None:
+        digest = external_digest or image.external.digest
+        inputs[f"parent {image.external.repository}"] = digest
+        parent_ref = f"{image.external.repository}@{digest}"
+    else:
+        parent_ref = "scratch"
+    key = "sha256:" + sha256_data(inputs)
+    labels = {**image.labels, KEY_LABEL: key, IMAGE_LABEL: image.name}
+    if image.description:
+        labels.setdefault("org.opencontainers.image.description", image.description)
+    labels.setdefault("org.opencontainers.image.title", image.name)
+    return BuildUnit(image=image, platform=platform, key=key, inputs=inputs,
+                     parent_ref=parent_ref, layers=rendered, build_args=build_args,
+                     epoch=epoch, parent_key=parent_key, labels=labels)

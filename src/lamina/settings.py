@@ -1,0 +1,79 @@
+"""Settings with one precedence: flag > ``LAMINA_<SETTING>`` > ``recipe.yaml`` > default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lamina.errors import UsageError
+from lamina.recipe import DEFAULT_EPOCH, Recipe
+
+
+def resolve(flag: Any, env_name: str, recipe_value: Any, default: Any) -> Any:
+    if flag is not None:
+        return flag
+    env = os.environ.get(env_name)
+    if env not in (None, ""):
+        return env
+    if recipe_value is not None:
+        return recipe_value
+    return default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where things live and how builds run, resolved once per command."""
+
+    project: Path
+    store: Path
+    state: Path  # logs, caches, test records: everything lamina keeps besides images
+    jobs: int
+    epoch: int
+    ca_bundle: Path | None
+    builder: str
+
+    @property
+    def logs(self) -> Path:
+        return self.state / "logs"
+
+    @property
+    def cache(self) -> Path:
+        return self.state / "cache"
+
+
+def project_dir(flag: str | None) -> Path:
+    return Path(resolve(flag, "LAMINA_PROJECT", None, ".")).resolve()
+
+
+def settings_for(recipe: Recipe, *, store: str | None = None, jobs: int | None = None,
+                 ca_bundle: str | None = None, epoch: int | None = None,
+                 builder: str | None = None) -> Settings:
+    cfg = recipe.settings
+    store_path = Path(resolve(store, "LAMINA_STORE", cfg.get("store"), ".lamina/store"))
+    if not store_path.is_absolute():
+        store_path = recipe.root / store_path
+    state_path = Path(resolve(None, "LAMINA_STATE", None, str(recipe.root / ".lamina")))
+    try:
+        jobs_value = int(resolve(jobs, "LAMINA_JOBS", cfg.get("jobs"), 2))
+        # The ecosystem-wide SOURCE_DATE_EPOCH counts as a LAMINA_ variable of lower rank.
+        recipe_epoch = resolve(None, "SOURCE_DATE_EPOCH", cfg.get("source_date_epoch"), None)
+        epoch_value = int(resolve(epoch, "LAMINA_SOURCE_DATE_EPOCH", recipe_epoch,
+                                  DEFAULT_EPOCH))
+    except ValueError as exc:
+        raise UsageError(f"expected an integer: {exc}") from None
+    if jobs_value < 1:
+        raise UsageError("jobs must be at least 1")
+    ca_raw = resolve(ca_bundle, "LAMINA_CA_BUNDLE", None, None)
+    ca_path: Path | None = None
+    if ca_raw:
+        ca_path = Path(ca_raw).resolve()
+        if not ca_path.is_file():
+            raise UsageError(f"CA bundle not found: {ca_path} (from --ca-bundle or "
+                             "LAMINA_CA_BUNDLE)")
+    builder_value = str(resolve(builder, "LAMINA_BUILDER", cfg.get("builder"), "buildah"))
+    if builder_value not in ("buildah", "docker"):
+        raise UsageError(f"unknown builder '{builder_value}' (expected buildah or docker)")
+    return Settings(project=recipe.root, store=store_path, state=state_path, jobs=jobs_value,
+                    epoch=epoch_value, ca_bundle=ca_path, builder=builder_value)

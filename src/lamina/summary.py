@@ -1,0 +1,49 @@
+"""The readable table that ends a build or test run."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from lamina.build import NodeResult
+from lamina.commands._common import human_size
+from lamina.progress import OUTCOME_STYLE
+
+
+def layer_column(result: NodeResult) -> str:
+    """Own layers with sizes, top layer last, so "only the top layer changed" is visible."""
+    if not result.layer_sizes:
+        return ""
+    return ", ".join(f"{name} {human_size(size)}" for name, size in result.layer_sizes)
+
+
+def build_table(results: list[NodeResult], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("image", "platform", "result", "time", "size", "own layers", "tests",
+                   "note"):
+        table.add_column(column, overflow="fold")
+    for result in results:
+        entry = result.entry
+        style = OUTCOME_STYLE.get(result.outcome, "")
+        tests = ""
+        if result.tests:
+            passed = sum(1 for t in result.tests if t.passed)
+            tests = f"{passed}/{len(result.tests)}"
+        note = result.error
+        if result.outcome == "failed" and result.log is not None:
+            note = f"{note} (log: {result.log})" if str(result.log) not in note else note
+        table.add_row(entry.image, entry.platform.name, f"[{style}]{result.outcome}[/]",
+                      f"{result.seconds:.0f}s" if result.seconds else "",
+                      human_size(result.size) if result.size else "", layer_column(result),
+                      tests, note)
+    return table
+
+
+def print_summary(results: list[NodeResult], title: str, console: Console) -> None:
+    console.print(build_table(results, title))
+    failed = [r for r in results if r.outcome == "failed"]
+    blocked = [r for r in results if r.outcome == "blocked"]
+    built = [r for r in results if r.outcome in ("built", "tested")]
+    console.print(f"{len(built)} built or tested, {len(failed)} failed, {len(blocked)} blocked, "
+                  f"{len(results) - len(built) - len(failed) - len(blocked)} unchanged or "
+                  "excluded")
