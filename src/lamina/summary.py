@@ -29,9 +29,7 @@ def build_table(results: list[NodeResult], title: str) -> Table:
         if result.tests:
             passed = sum(1 for t in result.tests if t.passed)
             tests = f"{passed}/{len(result.tests)}"
-        note = result.error
-        if result.outcome == "failed" and result.log is not None:
-            note = f"{note} (log: {result.log})" if str(result.log) not in note else note
+        note = result.error[:120]
         table.add_row(entry.image, entry.platform.name, f"[{style}]{result.outcome}[/]",
                       f"{result.seconds:.0f}s" if result.seconds else "",
                       human_size(result.size) if result.size else "", layer_column(result),
@@ -42,6 +40,11 @@ def build_table(results: list[NodeResult], title: str) -> Table:
 def print_summary(results: list[NodeResult], title: str, console: Console) -> None:
     console.print(build_table(results, title))
     failed = [r for r in results if r.outcome == "failed"]
+    for result in failed:
+        # One unwrapped line per failure, so it can be copied and grepped from CI logs.
+        log = f" (log: {result.log})" if result.log and str(result.log) not in result.error else ""
+        console.print(f"FAILED {result.entry.image} {result.entry.platform}: {result.error}{log}",
+                      soft_wrap=True, markup=False)
     blocked = [r for r in results if r.outcome == "blocked"]
     built = [r for r in results if r.outcome in ("built", "tested")]
     console.print(f"{len(built)} built or tested, {len(failed)} failed, {len(blocked)} blocked, "

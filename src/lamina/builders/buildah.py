@@ -30,6 +30,29 @@ STEP_RE = re.compile(r"^STEP (\d+)/(\d+): (.*)$")
 BUILDAH = "buildah"
 
 
+NOISE = ("Error: building at STEP", "subprocess exited with status", "error running container",
+         "--> ")
+
+
+def failed_step(unit: BuildUnit, log: Path) -> tuple[str, str]:
+    """Which layer failed and the last lines that step printed, from the build log."""
+    lines = log.read_text(errors="replace").splitlines()
+    starts = [i for i, line in enumerate(lines) if STEP_RE.match(line.strip())]
+    if not starts:
+        return "", tail(log)
+    step_line = lines[starts[-1]].strip()
+    body = [line.strip() for line in lines[starts[-1] + 1:]
+            if line.strip() and not line.strip().startswith(NOISE)]
+    instruction = STEP_RE.match(step_line)
+    where = ""
+    if instruction:
+        for rendered in unit.layers:
+            if rendered.instruction.startswith(instruction[3][:60]):
+                where = f" in layer {rendered.layer.name} ({rendered.layer.kind})"
+                break
+    return where, " | ".join(body[-3:])[-400:] or tail(log)
+
+
 class BuildahBuilder:
     name = "buildah"
 
@@ -99,7 +122,9 @@ class BuildahBuilder:
                     step(f"step {match[1]}/{match[2]}: {match[3][:60]}")
             code = proc.wait()
         if code != 0:
-            raise ToolError(f"buildah bud failed (exit {code}): {redact(tail(log))} [log: {log}]")
+            where, output = failed_step(unit, log)
+            raise ToolError(f"buildah bud failed (exit {code}){where}: {redact(output)} "
+                            f"[log: {log}]")
 
     def export(self, unit: BuildUnit, store: Store, log: Path) -> None:
         with store.locked():

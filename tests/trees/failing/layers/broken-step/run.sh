@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "deliberately broken" >&2
+exit 7
