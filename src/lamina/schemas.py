@@ -109,8 +109,11 @@ def validate(doc: YamlDoc, schema: dict[str, Any], what: str) -> None:
     located = []
     for err in errors:
         path, message = _wording(err)
-        if err.validator == "propertyNames" and isinstance(err.instance, str):
-            path = [*path, err.instance]
+        node: Any = doc.data
+        for part in path:
+            node = node[part] if isinstance(node, dict | list) else None
+        if isinstance(node, dict) and isinstance(err.instance, str) and err.instance in node:
+            path = [*path, err.instance]  # a bad key name (propertyNames): point at the key
         located.append((doc.line_of(path), len(path), path, message))
     located.sort(key=lambda item: (item[0], -item[1]))
     _, _, path, message = located[0]
