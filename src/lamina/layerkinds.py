@@ -20,7 +20,9 @@ from lamina.recipe import Layer
 
 CA_SECRET_ID = "lamina-ca"
 CA_PATH = f"/run/secrets/{CA_SECRET_ID}"
-CTX_MOUNT = "/run/lamina/layer"
+# Directly under /run: buildah removes a bind mount's target after the step, so a target whose
+# parent it had to create would leave an empty directory in the layer.
+CTX_MOUNT = "/run/lamina-layer"
 
 # Every RUN starts with this: strict shell, and the site CA (when one was given for the
 # build) exported to every HTTPS client we know of. The CA arrives as a build secret,
@@ -119,14 +121,22 @@ def render_layer(layer: Layer, platform: Platform) -> RenderedLayer:
         prefix = spec.get("prefix", "/usr/local")
         python = spec.get("python", "python3")
         inputs = {**base_inputs, f"file {lock}": sha256_file(layer.path(lock))}
-        script = (
-            f"cd {CTX_MOUNT}; "
-            "export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "
-            "PIP_ROOT_USER_ACTION=ignore; "
-            f"{shlex.quote(python)} -m pip install --no-cache-dir --require-hashes "
-            f"--break-system-packages --prefix={shlex.quote(prefix)} -r {shlex.quote(lock)}; "
-            f"{GENERIC_CLEANUP}"
-        )
+        # PYTHONDONTWRITEBYTECODE keeps pip's own imports from leaving timestamped .pyc files
+        # behind; the packages it installs are still compiled (hash-based, SOURCE_DATE_EPOCH).
+        env = ("export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "
+               "PIP_ROOT_USER_ACTION=ignore PYTHONDONTWRITEBYTECODE=1; ")
+        install = "--no-cache-dir --require-hashes --break-system-packages"
+        if prefix == "/usr/local":
+            # Debian's pip already installs to /usr/local; an explicit --prefix would land in
+            # /usr/local/local because of Debian's posix_local scheme.
+            pip = f"{shlex.quote(python)} -m pip install {install}"
+        else:
+            # Any other prefix is a venv that still sees the system's packages.
+            q = shlex.quote(prefix)
+            pip = (f"[ -x {q}/bin/python ] || {shlex.quote(python)} -m venv "
+                   f"--system-site-packages --without-pip {q}; "
+                   f"{shlex.quote(python)} -m pip --python {q}/bin/python install {install}")
+        script = (f"cd {CTX_MOUNT}; {env}{pip} -r {shlex.quote(lock)}; {GENERIC_CLEANUP}")
         files = {f"{ctx}/{lock}": layer.path(lock)}
         return RenderedLayer(layer, _run([_bind(ctx)], script), files, inputs)
     if kind == "files":

@@ -28,7 +28,7 @@ VOLATILE = (
     "debootstrap", "var/cache/apt/archives/*.deb", "etc/hostname", "etc/resolv.conf",
 )
 # Paths buildah mounts over in RUN steps; present in the rootfs so no RUN layer adds them.
-MOUNT_POINTS = ("proc", "sys", "dev", "tmp", "run", "etc", "run/secrets", "run/lamina/layer")
+MOUNT_POINTS = ("proc", "sys", "dev", "tmp", "run", "etc", "run/secrets")
 
 
 def deterministic_tar(root: Path, out: Path, epoch: int) -> None:

@@ -111,7 +111,12 @@ def validate(doc: YamlDoc, schema: dict[str, Any], what: str) -> None:
         path, message = _wording(err)
         node: Any = doc.data
         for part in path:
-            node = node[part] if isinstance(node, dict | list) else None
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                node = node[part]
+            else:
+                node = None
         if isinstance(node, dict) and isinstance(err.instance, str) and err.instance in node:
             path = [*path, err.instance]  # a bad key name (propertyNames): point at the key
         located.append((doc.line_of(path), len(path), path, message))
