@@ -1,0 +1,204 @@
+"""Publishing tested images: per-arch images first, then their tags, then the index.
+
+The order is what keeps a tag from ever pointing at something incomplete: every child of an
+index is pushed (and tagged ``<tag>-<arch>`` for the grid and CVMFS) before the index that
+names it, and the index is pushed under ``<tag>`` last. Digests are preserved end to end, so
+a rerun compares what the registry holds with what the store holds and uploads only the
+difference. An index is never assembled with a declared platform missing, and a node whose
+recorded tests did not pass for its current key is never published.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lamina.errors import LaminaError, UsageError
+from lamina.plan import UP_TO_DATE, PlanEntry
+from lamina.procs import capture
+from lamina.recipe import Recipe
+from lamina.render import KEY_LABEL
+from lamina.store import REF_ANNOTATION, Store
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+
+
+class PublishError(LaminaError):
+    """An image cannot be published (untested, incomplete) or the registry refused it."""
+
+
+@dataclass(frozen=True)
+class Target:
+    registry: str
+    namespace: str
+    tls_verify: bool = True
+    cert_dir: Path | None = None
+    authfile: Path | None = None
+
+    def repository(self, image: str) -> str:
+        return f"{self.registry}/{self.namespace}/{image}"
+
+    @classmethod
+    def parse(cls, text: str, cert_dir: Path | None = None, authfile: Path | None = None,
+              insecure: bool = False) -> Target:
+        registry, _, namespace = text.partition("/")
+        if not registry or not namespace:
+            raise UsageError(f"target '{text}': expected REGISTRY/NAMESPACE")
+        host = registry.rsplit(":", 1)[0] if not registry.startswith("[") else registry
+        if insecure and host not in LOOPBACK:
+            raise UsageError(f"target '{text}': TLS verification can only be turned off for a "
+                             "loopback registry")
+        return cls(registry, namespace.strip("/"), not insecure, cert_dir, authfile)
+
+
+@dataclass
+class PushedTag:
+    reference: str
+    digest: str
+    uploaded: bool
+
+
+@dataclass
+class ImagePublication:
+    image: str
+    index_digest: str = ""
+    tags: list[PushedTag] = field(default_factory=list)
+    platforms: list[str] = field(default_factory=list)
+    size: int = 0
+
+
+def release_tags(version: str | None, recipe: Recipe, now: dt.datetime | None = None) -> list[str]:
+    """Version tag (flag, CI_COMMIT_TAG, or the exact git tag), then the scheme's extras."""
+    tags_cfg: dict[str, Any] = recipe.settings.get("tags") or {}
+    version = version or os.environ.get("CI_COMMIT_TAG") or tags_cfg.get("version")
+    if not version:
+        proc = subprocess.run(["git", "-C", str(recipe.root), "describe", "--tags",
+                               "--exact-match"], capture_output=True, text=True, check=False)
+        version = proc.stdout.strip() if proc.returncode == 0 else None
+    if not version:
+        raise UsageError("no release version: pass --tag, set CI_COMMIT_TAG, or tag the commit")
+    tags = [version]
+    if tags_cfg.get("date"):
+        tags.append((now or dt.datetime.now(dt.UTC)).strftime("%Y%m%d"))
+    tags += list(tags_cfg.get("extra") or [])
+    if tags_cfg.get("latest"):
+        tags.append("latest")
+    return tags
+
+
+def _skopeo_dest_flags(target: Target) -> list[str]:
+    flags = [f"--dest-tls-verify={'true' if target.tls_verify else 'false'}"]
+    if target.cert_dir is not None:
+        flags.append(f"--dest-cert-dir={target.cert_dir}")
+    if target.authfile is not None:
+        flags.append(f"--authfile={target.authfile}")
+    return flags
+
+
+def remote_digest(target: Target, reference: str) -> str | None:
+    """Digest of what ``reference`` names in the registry now (None when absent)."""
+    cmd = ["skopeo", "inspect", "--raw", "--retry-times", "2",
+           f"--tls-verify={'true' if target.tls_verify else 'false'}"]
+    if target.cert_dir is not None:
+        cmd.append(f"--cert-dir={target.cert_dir}")
+    if target.authfile is not None:
+        cmd.append(f"--authfile={target.authfile}")
+    proc = capture([*cmd, f"docker://{reference}"], what=f"inspect {reference}", check=False)
+    if proc.returncode != 0:
+        if "manifest unknown" in proc.stderr or "not found" in proc.stderr.lower():
+            return None
+        capture([*cmd, f"docker://{reference}"], what=f"inspect {reference}")
+    return "sha256:" + hashlib.sha256(proc.stdout.encode()).hexdigest()
+
+
+def _copy(source: str, dest: str, target: Target, all_images: bool) -> None:
+    cmd = ["skopeo", "copy", "--quiet", "--preserve-digests", "--retry-times", "3",
+           *_skopeo_dest_flags(target)]
+    if all_images:
+        cmd.append("--all")
+    capture([*cmd, source, f"docker://{dest}"], what=f"push {dest}")
+
+
+def write_index(store: Store, image: str, children: list[tuple[PlanEntry, str, int]],
+                annotations: dict[str, str]) -> tuple[str, str]:
+    """Put the multi-arch index into the store as ``<image>-index``; return (digest, ref)."""
+    manifests = []
+    for entry, digest, size in children:
+        manifests.append({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest,
+            "size": size,
+            "platform": {"os": entry.platform.os, "architecture": entry.platform.arch},
+        })
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests,
+             "annotations": dict(sorted(annotations.items()))}
+    raw = json.dumps(index, separators=(",", ":"), sort_keys=True).encode()
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    ref = f"{image}-index"
+    with store.locked():
+        path = store.blob_path(digest)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(raw)
+        layout = store.index()
+        layout["manifests"] = [
+            d for d in layout.get("manifests", [])
+            if (d.get("annotations") or {}).get(REF_ANNOTATION) != ref
+        ] + [{"mediaType": OCI_INDEX, "digest": digest, "size": len(raw),
+              "annotations": {REF_ANNOTATION: ref}}]
+        tmp = store.root / "index.json.tmp"
+        tmp.write_text(json.dumps(layout))
+        tmp.replace(store.root / "index.json")
+    return digest, ref
+
+
+def publish_image(recipe: Recipe, store: Store, image: str, entries: list[PlanEntry],
+                  target: Target, tags: list[str], annotations: dict[str, str]
+                  ) -> ImagePublication:
+    node = recipe.images[image]
+    declared = [p for p in node.platforms if not node.excluded(p)]
+    by_platform = {e.platform: e for e in entries if e.image == image}
+    children: list[tuple[PlanEntry, str, int]] = []
+    for platform in declared:
+        entry = by_platform.get(platform)
+        if entry is None or entry.unit is None:
+            raise PublishError(f"{image}: {platform} is not in this plan; an index is never "
+                               "published with a declared platform missing")
+        if entry.status != UP_TO_DATE:
+            raise PublishError(f"{image} {platform}: not publishable ({entry.status}: "
+                               f"{entry.reason or 'tests not passed'}); run lamina build")
+        stored = store.get(entry.unit.store_ref)
+        assert stored is not None
+        if stored.annotations.get(KEY_LABEL) != entry.unit.key:
+            raise PublishError(f"{image} {platform}: stored image does not match its key")
+        size = store.blob_path(stored.manifest_digest).stat().st_size
+        children.append((entry, stored.manifest_digest, size))
+    repo = target.repository(image)
+    result = ImagePublication(image, platforms=[str(p) for p in declared])
+    # 1. per-arch images, pushed with their digests preserved and tagged <tag>-<arch>
+    for entry, digest, _ in children:
+        assert entry.unit is not None
+        for tag in tags:
+            reference = f"{repo}:{tag}-{entry.platform.arch}"
+            uploaded = remote_digest(target, reference) != digest
+            if uploaded:
+                _copy(store.transport(entry.unit.store_ref), reference, target, False)
+            result.tags.append(PushedTag(reference, digest, uploaded))
+        record = store.read_record(image, entry.platform.arch)
+        result.size += int(record.get("size", 0))
+    # 2. the index last, so <tag> never names a child that is not there yet
+    index_digest, index_ref = write_index(store, image, children, annotations)
+    result.index_digest = index_digest
+    for tag in tags:
+        reference = f"{repo}:{tag}"
+        uploaded = remote_digest(target, reference) != index_digest
+        if uploaded:
+            _copy(store.transport(index_ref), reference, target, True)
+        result.tags.append(PushedTag(reference, index_digest, uploaded))
+    return result
