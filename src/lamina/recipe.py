@@ -137,12 +137,15 @@ class Recipe:
         return [n for n in self.order if n in wanted]
 
     def test_chain(self, name: str) -> list[TestSpec]:
+        from lamina.autotests import import_tests  # autotests reads layers, needs this module
+
         """Tests an image must pass: its ancestors' (root first), then its own."""
         chain = [*reversed(self.ancestors(name)), name]
         tests: list[TestSpec] = []
         for image_name in chain:
             image = self.images[image_name]
             for layer in image.layers:
+                tests.extend(import_tests(layer))
                 tests.extend(layer.tests)
             tests.extend(image.tests)
         return tests
@@ -179,6 +182,11 @@ def _tests(doc: YamlDoc, raw: list[dict[str, Any]] | None, origin: str) -> tuple
 
 def _check_file(doc: YamlDoc, key: tuple[str | int, ...], base: Path, relative: str,
                 directory: bool = False) -> None:
+    if "{arch}" in relative:
+        # per-platform files: at least one must exist; render checks the platform's own
+        if not any(base.glob(relative.replace("{arch}", "*"))):
+            raise doc.error(key, f"no file matches '{relative}' in {base}")
+        return
     target = (base / relative).resolve()
     if not target.is_relative_to(base.resolve()):
         raise doc.error(key, f"'{relative}' points outside the layer directory")
