@@ -1,0 +1,43 @@
+"""``lamina ci gitlab``: write the child pipeline for what the plan says must be built."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ruamel.yaml import YAML
+
+from lamina.ci_gitlab import child_pipeline
+from lamina.commands._common import load, platforms_arg
+from lamina.external import ExternalResolver
+from lamina.plan import make_plan
+from lamina.store import Store
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("ci", help="generate CI pipelines from the image graph")
+    sub = parser.add_subparsers(dest="ci_kind", metavar="KIND", required=True)
+    gitlab = sub.add_parser("gitlab", help="GitLab child pipeline YAML on stdout")
+    gitlab.add_argument("images", nargs="*", metavar="IMAGE")
+    gitlab.add_argument("--platform", action="append", default=None, metavar="OS/ARCH")
+    gitlab.add_argument("--store", default=None)
+    gitlab.add_argument("--target", default="$LAMINA_TARGET",
+                        help="publish target REGISTRY/NAMESPACE (default: the CI variable "
+                             "$LAMINA_TARGET)")
+    gitlab.add_argument("--all", action="store_true",
+                        help="include up-to-date nodes too (a full rebuild pipeline)")
+    gitlab.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    recipe, settings = load(args)
+    entries = make_plan(recipe, Store(settings.store), settings.epoch, args.images or None,
+                        platforms_arg(args), ExternalResolver(settings.cache))
+    if args.all:
+        for entry in entries:
+            if entry.status == "up-to-date":
+                entry.status = "build"
+    yaml = YAML()
+    yaml.default_flow_style = False
+    yaml.dump(child_pipeline(recipe, entries, target=args.target), sys.stdout)
+    return 0
