@@ -201,4 +201,9 @@ def publish_image(recipe: Recipe, store: Store, image: str, entries: list[PlanEn
         if uploaded:
             _copy(store.transport(index_ref), reference, target, True)
         result.tags.append(PushedTag(reference, index_digest, uploaded))
+    store.record_publication(image, repo, {
+        "tags": tags, "index_digest": index_digest, "platforms": result.platforms,
+        "size": result.size,
+        "children": {entry.platform.arch: digest for entry, digest, _ in children},
+    })
     return result

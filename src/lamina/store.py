@@ -120,6 +120,26 @@ class Store:
         tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, path)
 
+    def publication_path(self, image: str) -> Path:
+        return self.root / "lamina" / image / "published.json"
+
+    def read_publications(self, image: str) -> dict[str, Any]:
+        """Where ``image`` was published: repository → {tags, index digest, platforms}."""
+        try:
+            data: dict[str, Any] = json.loads(self.publication_path(image).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+        return data
+
+    def record_publication(self, image: str, repository: str, entry: dict[str, Any]) -> None:
+        data = self.read_publications(image)
+        data[repository] = entry
+        path = self.publication_path(image)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+
     def update_record(self, image: str, arch: str, **changes: Any) -> dict[str, Any]:
         record = self.read_record(image, arch)
         record.update(changes)

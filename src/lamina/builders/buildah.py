@@ -132,6 +132,23 @@ class BuildahBuilder:
                         store.transport(unit.store_ref)], log,
                        what=f"store {unit.store_ref}")
 
+    def output_of(self, unit: BuildUnit, command: str) -> str:
+        """What ``command`` prints inside the node's image (for version checks)."""
+        name = f"lamina-probe-{uuid.uuid4().hex[:12]}"
+        subprocess.run([BUILDAH, "from", "--quiet", "--pull-never", "--name", name,
+                        "--platform", unit.platform.name, unit.local_tag],
+                       capture_output=True, check=True)
+        try:
+            proc = subprocess.run([BUILDAH, "run", "--isolation", "chroot", name, "--",
+                                   "/bin/sh", "-c", command], capture_output=True, text=True,
+                                  check=False, timeout=300)
+        finally:
+            subprocess.run([BUILDAH, "rm", name], capture_output=True, check=False)
+        if proc.returncode != 0:
+            raise ToolError(f"'{command}' failed in {unit.store_ref}: "
+                            f"{redact(proc.stderr.strip()[-200:])}")
+        return proc.stdout.strip()
+
     def run_test(self, unit: BuildUnit, command: str, user: str | None, log: Path,
                  timeout: float) -> TestOutcome:
         name = f"lamina-test-{uuid.uuid4().hex[:12]}"
