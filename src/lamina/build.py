@@ -13,7 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lamina import rootfs
+from lamina import manifests, rootfs
 from lamina.builders.base import Builder, write_context
 from lamina.errors import LaminaError
 from lamina.imagetest import TestResult, run_tests
@@ -122,6 +122,9 @@ class BuildRun:
                 self.progress.step(label, "storing")
                 self.builder.export(unit, self.store, log)
                 _record_build(self.store, unit, log, time.monotonic() - start)
+                self.progress.step(label, "collecting the package manifest")
+                packages = manifests.parse_probe(self.builder.output_of(unit, manifests.PROBE))
+                manifests.save(self.store, manifests.build_manifest(unit, self.store, packages))
             outcome = BUILT if entry.status == BUILD else TESTED
             results: list[TestResult] = []
             if self.run_image_tests:

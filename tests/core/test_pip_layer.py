@@ -36,3 +36,31 @@ def test_pip_layer_is_one_clean_layer(lamina: Callable[..., CliResult],
     assert any(n.endswith("six.py") for n in names)
     assert not any("/.cache/" in n or n.startswith("root/.cache") for n in names), names
     assert not any(n.startswith("tmp/") and n != "tmp/" for n in names), names
+
+    # The package manifest, Markdown and SBOM sit beside the image in the store.
+    base = root / ".lamina/store/lamina/with-six"
+    manifest = json.loads((base / "amd64.manifest.json").read_text())
+    assert manifest["packages"]["pip"]["six"] == "1.16.0"
+    assert "python3" in manifest["packages"]["deb"]
+    assert "| six | 1.16.0 |" in (base / "amd64.manifest.md").read_text()
+    sbom = json.loads((base / "amd64.cdx.json").read_text())
+    assert sbom["bomFormat"] == "CycloneDX"
+    assert {"type": "library", "name": "six", "version": "1.16.0",
+            "purl": "pkg:pypi/six@1.16.0"} in sbom["components"]
+
+    # One package version changes: the release notes say exactly that.
+    old_key = manifest["key"]
+    (root / "layers/six/requirements.lock").write_text(
+        "six==1.15.0 \\\n    --hash=sha256:"
+        "8b74bedcbbbaca38ff6d7491d76f2b06b3592611af620f8426e82dddb04a5ced\n")
+    (root / "layers/six/layer.yaml").write_text(
+        (root / "layers/six/layer.yaml").read_text().replace('"1.16.0"', '"1.15.0"'))
+    rebuilt = lamina("-C", str(root), "build", "--ca-bundle", str(SITE_CA), "--json")
+    assert rebuilt.code == 0, rebuilt.out
+    assert {r["image"]: r["outcome"] for r in rebuilt.json()} == {
+        "py": "up-to-date", "with-six": "built"}
+    notes = lamina("-C", str(root), "diff", f"with-six@{old_key}", "with-six", "--json")
+    assert notes.code == 0, notes.err
+    changes = notes.json()["changes"]
+    assert [c for c in changes if not c.startswith("size ")] == [
+        "~ pip six 1.16.0 -> 1.15.0"]

@@ -42,6 +42,10 @@ class Builder(Protocol):
     def run_test(self, unit: BuildUnit, command: str, user: str | None, log: Path,
                  timeout: float) -> TestOutcome: ...
 
+    def output_of(self, unit: BuildUnit, command: str) -> str:
+        """What ``command`` prints inside the node's image."""
+        ...
+
 
 def write_context(unit: BuildUnit, context: Path, rootfs_tars: dict[str, Path]) -> Path:
     """Lay out the build context: the Containerfile and exactly the files the layers read."""

@@ -1,0 +1,131 @@
+"""What is inside each image: packages, sizes, an SBOM, and the release-notes diff.
+
+Analysts ask "which numpy is in the new image?" and facility admins ask "what changed since
+last month?". Both are answered from a manifest collected inside the built image (dpkg and
+pip report what is really installed, not what the recipe intended) and kept per key, so any
+two builds can be compared later.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from lamina.render import BuildUnit
+from lamina.store import Store
+
+PROBE = (
+    "if command -v dpkg-query >/dev/null 2>&1; then "
+    "dpkg-query -W -f='deb\\t${Package}\\t${Version}\\t${Installed-Size}\\n'; fi; "
+    "for py in python3 /usr/local/bin/python3; do if command -v $py >/dev/null 2>&1; then "
+    "$py -m pip list --format json --disable-pip-version-check 2>/dev/null "
+    "| sed 's/^/pip\\t/'; break; fi; done; true"
+)
+
+
+def parse_probe(output: str) -> dict[str, dict[str, str]]:
+    debs: dict[str, str] = {}
+    pips: dict[str, str] = {}
+    for line in output.splitlines():
+        kind, _, rest = line.partition("\t")
+        if kind == "deb":
+            fields = rest.split("\t")
+            if len(fields) >= 2:
+                debs[fields[0]] = fields[1]
+        elif kind == "pip" and rest.strip().startswith("["):
+            for item in json.loads(rest):
+                pips[str(item["name"]).lower()] = str(item["version"])
+    return {"deb": dict(sorted(debs.items())), "pip": dict(sorted(pips.items()))}
+
+
+def build_manifest(unit: BuildUnit, store: Store, packages: dict[str, dict[str, str]]
+                   ) -> dict[str, Any]:
+    record = store.read_record(unit.name, unit.platform.arch)
+    return {
+        "image": unit.name,
+        "platform": unit.platform.name,
+        "key": unit.key,
+        "manifest_digest": record.get("manifest_digest"),
+        "size": record.get("size", 0),
+        "layers": record.get("layers", []),
+        "packages": packages,
+    }
+
+
+def markdown(manifest: dict[str, Any]) -> str:
+    lines = [f"# {manifest['image']} ({manifest['platform']})", "",
+             f"- key: `{manifest['key']}`", f"- digest: `{manifest['manifest_digest']}`",
+             f"- compressed size: {manifest['size']} bytes", "", "| layer | kind | size |",
+             "|---|---|---|"]
+    lines += [f"| {layer['name']} | {layer['kind']} | {layer['size']} |"
+              for layer in manifest["layers"]]
+    for kind in ("pip", "deb"):
+        packages = manifest["packages"].get(kind, {})
+        if packages:
+            lines += ["", f"## {kind} packages ({len(packages)})", "", "| package | version |",
+                      "|---|---|"]
+            lines += [f"| {name} | {version} |" for name, version in packages.items()]
+    return "\n".join(lines) + "\n"
+
+
+def cyclonedx(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A CycloneDX 1.5 SBOM; its serial number derives from the key, so it is reproducible."""
+    arch = manifest["platform"].split("/")[1]
+    components = [
+        {"type": "library", "name": name, "version": version,
+         "purl": f"pkg:pypi/{name}@{version}"}
+        for name, version in manifest["packages"].get("pip", {}).items()
+    ] + [
+        {"type": "library", "name": name, "version": version,
+         "purl": f"pkg:deb/debian/{name}@{version}?arch={arch}"}
+        for name, version in manifest["packages"].get("deb", {}).items()
+    ]
+    return {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.5",
+        "serialNumber": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, manifest['key'])}",
+        "version": 1,
+        "metadata": {"component": {"type": "container", "name": manifest["image"],
+                                   "version": str(manifest["manifest_digest"])}},
+        "components": components,
+    }
+
+
+def manifest_dir(store: Store, image: str) -> Path:
+    return store.root / "lamina" / image
+
+
+def save(store: Store, manifest: dict[str, Any]) -> Path:
+    """Write JSON, Markdown and SBOM beside the image, and keep a copy per key for diffs."""
+    arch = manifest["platform"].split("/")[1]
+    base = manifest_dir(store, manifest["image"])
+    history = base / "history"
+    history.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    path = base / f"{arch}.manifest.json"
+    path.write_text(text)
+    (history / f"{arch}-{manifest['key'].removeprefix('sha256:')[:16]}.json").write_text(text)
+    (base / f"{arch}.manifest.md").write_text(markdown(manifest))
+    (base / f"{arch}.cdx.json").write_text(json.dumps(cyclonedx(manifest), indent=2) + "\n")
+    return path
+
+
+def diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Release notes: package additions, removals, version changes, size change."""
+    lines: list[str] = []
+    for kind in ("pip", "deb"):
+        before = old["packages"].get(kind, {})
+        after = new["packages"].get(kind, {})
+        for name in sorted(set(before) | set(after)):
+            if name not in before:
+                lines.append(f"+ {kind} {name} {after[name]}")
+            elif name not in after:
+                lines.append(f"- {kind} {name} {before[name]}")
+            elif before[name] != after[name]:
+                lines.append(f"~ {kind} {name} {before[name]} -> {after[name]}")
+    if old.get("size") != new.get("size"):
+        delta = int(new.get("size", 0)) - int(old.get("size", 0))
+        lines.append(f"size {old.get('size')} -> {new.get('size')} bytes ({delta:+d})")
+    return lines
