@@ -8,6 +8,7 @@ a credential echoed by a tool never reaches the terminal.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -46,6 +47,20 @@ def run_logged(cmd: Sequence[str], log: Path, *, what: str, cwd: Path | None = N
                         f"[log: {log}]")
 
 
+LOGRUS_MSG = re.compile(r'level=(?:fatal|error) msg="((?:[^"\\]|\\.)*)"')
+
+
+def tool_message(stderr: str) -> str:
+    """The human part of a Go tool's last error line (skopeo and buildah log via logrus)."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    match = LOGRUS_MSG.search(lines[-1])
+    if match:
+        return match[1].replace('\\"', '"')
+    return lines[-1].strip()
+
+
 def capture(cmd: Sequence[str], *, what: str, env: Mapping[str, str] | None = None,
             check: bool = True) -> subprocess.CompletedProcess[str]:
     full_env = dict(os.environ)
@@ -57,6 +72,6 @@ def capture(cmd: Sequence[str], *, what: str, env: Mapping[str, str] | None = No
     except FileNotFoundError as exc:
         raise ToolError(f"{what}: {cmd[0]} not found (run scripts/setup)") from exc
     if check and proc.returncode != 0:
-        message = redact(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "")
+        message = redact(tool_message(proc.stderr))
         raise ToolError(f"{what} failed (exit {proc.returncode}): {message}")
     return proc

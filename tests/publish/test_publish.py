@@ -1,0 +1,113 @@
+"""Publishing to a real registry over TLS with htpasswd: per-arch tags, then the index."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.core.conftest import CliResult, require_tool
+from tests.publish.conftest import TlsRegistry
+
+INDEX = "application/vnd.oci.image.index.v1+json"
+
+
+def test_publish_multiarch_index_and_rerun_uploads_nothing(
+        lamina: Callable[..., CliResult], tree: Callable[[str], Path],
+        tls_registry: TlsRegistry, tmp_path: Path) -> None:
+    require_tool("buildah")
+    require_tool("skopeo")
+    root = tree("tiny")
+    recipe = root / "recipe.yaml"
+    recipe.write_text(recipe.read_text().replace("[linux/amd64]", "[linux/amd64, linux/arm64]"))
+    image_file = root / "images/leaf/image.yaml"
+    image_file.write_text(image_file.read_text() + "jupyterhub:\n  display_name: Tiny leaf\n"
+                          "  default: true\n")
+    target = f"{tls_registry.host}/hep"
+    publish = ["-C", str(root), "publish", "leaf", "--to", target, "--tag", "v1.0",
+               "--cert-dir", str(tls_registry.cert_dir), "--authfile",
+               str(tls_registry.authfile), "--json"]
+
+    # Nothing built yet: publishing refuses, nothing is pushed.
+    refused = lamina(*publish)
+    assert refused.code == 1
+    assert "not publishable" in refused.json()[0]["error"]
+    assert tls_registry.blob_uploads() == 0
+
+    assert lamina("-C", str(root), "build").code == 0
+    first = lamina(*publish)
+    assert first.code == 0, first.out + first.err
+    pushed = first.json()[0]
+    refs = {t["reference"]: t["uploaded"] for t in pushed["tags"]}
+    assert refs == {f"{target}/leaf:v1.0-amd64": True, f"{target}/leaf:v1.0-arm64": True,
+                    f"{target}/leaf:v1.0": True}
+    uploads = tls_registry.blob_uploads()
+    assert uploads > 0
+
+    raw = subprocess.run(["skopeo", "inspect", "--raw", "--cert-dir",
+                          str(tls_registry.cert_dir), "--authfile", str(tls_registry.authfile),
+                          f"docker://{target}/leaf:v1.0"],
+                         check=True, capture_output=True, text=True).stdout
+    index = json.loads(raw)
+    assert index["mediaType"] == INDEX
+    assert sorted(m["platform"]["architecture"] for m in index["manifests"]) == ["amd64", "arm64"]
+    assert index["annotations"]["org.opencontainers.image.version"] == "v1.0"
+    for manifest in index["manifests"]:
+        child = tls_registry.get(f"/v2/hep/leaf/manifests/{manifest['digest']}",
+                                 "application/vnd.oci.image.manifest.v1+json").json()
+        assert child["annotations"]["dev.lamina.key"].startswith("sha256:")
+        assert all(layer["mediaType"].endswith("tar+gzip") for layer in child["layers"])
+    arm = tls_registry.get("/v2/hep/leaf/manifests/v1.0-arm64",
+                           "application/vnd.oci.image.manifest.v1+json")
+    assert arm.status_code == 200
+
+    # The arm64 image pulled back from the registry runs under qemu.
+    pulled = tmp_path / "pulled"
+    subprocess.run(["skopeo", "copy", "--src-cert-dir", str(tls_registry.cert_dir),
+                    "--authfile", str(tls_registry.authfile),
+                    f"docker://{target}/leaf:v1.0-arm64", f"oci:{pulled}:leaf"],
+                   check=True, capture_output=True)
+    require_tool("umoci")
+    subprocess.run(["umoci", "unpack", "--image", f"{pulled}:leaf", str(tmp_path / "b")],
+                   check=True, capture_output=True)
+    uname = subprocess.run(["chroot", str(tmp_path / "b/rootfs"), "/bin/uname", "-m"],
+                           check=True, capture_output=True, text=True).stdout
+    assert uname.strip() == "aarch64"
+
+    # A rerun compares digests and uploads nothing.
+    again = lamina(*publish)
+    assert again.code == 0
+    assert not any(t["uploaded"] for t in again.json()[0]["tags"])
+    assert tls_registry.blob_uploads() == uploads
+
+    # JupyterHub values pin the published index by digest, and it exists in the registry.
+    values = lamina("-C", str(root), "jupyterhub")
+    assert values.code == 0, values.err
+    from ruamel.yaml import YAML
+
+    data = YAML(typ="safe").load(values.out)
+    image_ref = data["singleuser"]["profileList"][0]["kubespawner_override"]["image"]
+    assert image_ref == f"{target}/leaf@{pushed['index_digest']}"
+    assert data["singleuser"]["profileList"][0]["default"] is True
+    digest = image_ref.split("@")[1]
+    assert tls_registry.get(f"/v2/hep/leaf/manifests/{digest}", INDEX).status_code == 200
+
+
+def test_wrong_password_is_one_line_without_the_secret(
+        lamina: Callable[..., CliResult], tree: Callable[[str], Path],
+        tls_registry: TlsRegistry, tmp_path: Path) -> None:
+    root = tree("tiny")
+    assert lamina("-C", str(root), "build", "base").code == 0
+    bad = tmp_path / "bad-auth.json"
+    import base64
+
+    secret = "wrong-Pa55word-xyz"
+    bad.write_text(json.dumps({"auths": {tls_registry.host: {
+        "auth": base64.b64encode(f"ci:{secret}".encode()).decode()}}}))
+    result = lamina("-C", str(root), "publish", "base", "--to", f"{tls_registry.host}/hep",
+                    "--tag", "v1", "--cert-dir", str(tls_registry.cert_dir), "--authfile",
+                    str(bad))
+    assert result.code != 0
+    assert secret not in result.out + result.err
+    assert "Traceback" not in result.err
