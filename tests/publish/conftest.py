@@ -16,7 +16,7 @@ import requests
 
 from tests.core.conftest import lamina, require_tool, tree
 
-__all__ = ["lamina", "tree", "tls_registry", "TlsRegistry"]
+__all__ = ["TlsRegistry", "lamina", "tls_registry", "tree"]
 
 
 def free_port() -> int:
