@@ -48,7 +48,8 @@ def main() -> int:
             (context / "Containerfile.raw").write_text(containerfile)
             subprocess.run(["buildah", "bud", "--isolation", "chroot", "--layers", "--no-cache",
                             "--timestamp", "1700000000", "--build-arg",
-                            "SOURCE_DATE_EPOCH=1700000000", "-f", str(context / "Containerfile.raw"),
+                            "SOURCE_DATE_EPOCH=1700000000",
+                            "-f", str(context / "Containerfile.raw"),
                             "-t", tag, str(context)], check=True, capture_output=True)
         buildah_s = time.perf_counter() - start
         print(f"cold_overhead lamina_s={lamina_s:.2f} buildah_s={buildah_s:.2f} "
