@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lamina import redact
 from lamina.errors import UsageError
 from lamina.recipe import DEFAULT_EPOCH, Recipe
 
@@ -72,6 +73,7 @@ def settings_for(recipe: Recipe, *, store: str | None = None, jobs: int | None =
         if not ca_path.is_file():
             raise UsageError(f"CA bundle not found: {ca_path} (from --ca-bundle or "
                              "LAMINA_CA_BUNDLE)")
+        redact.register_file_lines(str(ca_path))
     builder_value = str(resolve(builder, "LAMINA_BUILDER", cfg.get("builder"), "buildah"))
     if builder_value not in ("buildah", "docker"):
         raise UsageError(f"unknown builder '{builder_value}' (expected buildah or docker)")
