@@ -7,6 +7,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.core.conftest import CliResult, require_tool
 from tests.publish.conftest import TlsRegistry
 
@@ -111,3 +113,25 @@ def test_wrong_password_is_one_line_without_the_secret(
     assert result.code != 0
     assert secret not in result.out + result.err
     assert "Traceback" not in result.err
+
+
+def test_credentials_from_gitlab_ci_variables(
+        lamina: Callable[..., CliResult], tree: Callable[[str], Path],
+        tls_registry: TlsRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tree("tiny")
+    assert lamina("-C", str(root), "build", "base").code == 0
+    monkeypatch.setenv("HOME", str(root))  # no personal auth file can help
+    monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(root))
+    args = ["-C", str(root), "publish", "base", "--to", f"{tls_registry.host}/hep", "--tag",
+            "v3", "--cert-dir", str(tls_registry.cert_dir)]
+    without = lamina(*args)
+    assert without.code == 1 and "unauthorized" in (without.out + without.err).lower()
+    monkeypatch.setenv("CI_REGISTRY", tls_registry.host)
+    monkeypatch.setenv("CI_REGISTRY_USER", tls_registry.username)
+    monkeypatch.setenv("CI_REGISTRY_PASSWORD", tls_registry.password)
+    with_ci = lamina(*args)
+    assert with_ci.code == 0, with_ci.out + with_ci.err
+    assert tls_registry.password not in with_ci.out + with_ci.err
+    assert tls_registry.get("/v2/hep/base/manifests/v3-amd64",
+                            "application/vnd.oci.image.manifest.v1+json").status_code == 200

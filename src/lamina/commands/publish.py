@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import subprocess
@@ -15,6 +16,7 @@ from lamina.errors import UsageError
 from lamina.external import ExternalResolver
 from lamina.plan import make_plan
 from lamina.publish import ImagePublication, PublishError, Target, publish_image, release_tags
+from lamina.registry_auth import authfile_for
 from lamina.store import Store
 
 
@@ -72,13 +74,15 @@ def run(args: argparse.Namespace) -> int:
     annotations = _annotations(recipe.root, tags[0], settings.epoch)
     results: list[tuple[str, ImagePublication | None, str]] = []
     for target in targets:
-        for name in names:
-            try:
-                results.append((target.registry,
-                                publish_image(recipe, store, name, entries, target, tags,
-                                              annotations), ""))
-            except PublishError as exc:
-                results.append((target.registry, None, f"{name}: {exc}"))
+        with authfile_for(target.registry, target.authfile) as auth:
+            with_auth = dataclasses.replace(target, authfile=auth)
+            for name in names:
+                try:
+                    results.append((target.registry,
+                                    publish_image(recipe, store, name, entries, with_auth, tags,
+                                                  annotations), ""))
+                except PublishError as exc:
+                    results.append((target.registry, None, f"{name}: {exc}"))
     if args.json:
         print_json([{"registry": reg, "error": err, **({
             "image": pub.image, "index_digest": pub.index_digest, "platforms": pub.platforms,

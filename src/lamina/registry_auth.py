@@ -1,0 +1,66 @@
+"""Registry credentials for the tools lamina drives, without ever putting them on a command line.
+
+Sources, first match wins: ``LAMINA_REGISTRY_USERNAME``/``LAMINA_REGISTRY_PASSWORD``; GitLab
+CI's ``CI_REGISTRY_USER``/``CI_REGISTRY_PASSWORD`` (or ``gitlab-ci-token`` with
+``CI_JOB_TOKEN``) when the host is ``CI_REGISTRY``; otherwise nothing, and skopeo falls back to
+the containers and docker auth files it already knows. Found credentials are written to a
+private temporary auth file (0600) handed to skopeo with ``--authfile`` and removed after.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lamina import redact
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str = field(repr=False)
+    source: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.username} (from {self.source})"
+
+
+def from_environment(host: str) -> Credentials | None:
+    env = os.environ
+    if env.get("LAMINA_REGISTRY_USERNAME") and env.get("LAMINA_REGISTRY_PASSWORD"):
+        return Credentials(env["LAMINA_REGISTRY_USERNAME"], env["LAMINA_REGISTRY_PASSWORD"],
+                           "LAMINA_REGISTRY_USERNAME/PASSWORD")
+    if env.get("CI_REGISTRY") and env["CI_REGISTRY"] == host:
+        if env.get("CI_REGISTRY_USER") and env.get("CI_REGISTRY_PASSWORD"):
+            return Credentials(env["CI_REGISTRY_USER"], env["CI_REGISTRY_PASSWORD"],
+                               "CI_REGISTRY_USER/PASSWORD")
+        if env.get("CI_JOB_TOKEN"):
+            return Credentials("gitlab-ci-token", env["CI_JOB_TOKEN"], "CI_JOB_TOKEN")
+    return None
+
+
+@contextlib.contextmanager
+def authfile_for(host: str, explicit: Path | None) -> Iterator[Path | None]:
+    """The auth file to hand to skopeo for ``host``: the explicit one, a temporary one made
+    from environment credentials, or None (skopeo's defaults)."""
+    if explicit is not None:
+        yield explicit
+        return
+    creds = from_environment(host)
+    if creds is None:
+        yield None
+        return
+    redact.register(creds.password)
+    with tempfile.TemporaryDirectory(prefix="lamina-auth-") as tmp:
+        path = Path(tmp) / "auth.json"
+        token = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"auths": {host: {"auth": token}}}, handle)
+        yield path
