@@ -52,6 +52,10 @@ class RenderedLayer:
     context_files: dict[str, Path] = field(default_factory=dict)  # context-relative → source
     inputs: dict[str, str] = field(default_factory=dict)  # input name → content hash
     rootfs: RootfsRequest | None = None
+    # The same step in a form other backends can run without a Containerfile:
+    run_body: str | None = None  # shell text of a RUN step (prelude included)
+    bind_dir: str | None = None  # context directory bind-mounted at CTX_MOUNT for it
+    copy: tuple[str, str, str | None] | None = None  # (context source, dest, mode) of a COPY
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,8 @@ def render_layer(layer: Layer, platform: Platform) -> RenderedLayer:
             f"apt-get install -y -q{recommends} $LAMINA_APT_CA {packages}{optional}; "
             f"{APT_CLEANUP}; {GENERIC_CLEANUP}"
         )
-        return RenderedLayer(layer, _run([], script), inputs=base_inputs)
+        return RenderedLayer(layer, _run([], script), inputs=base_inputs,
+                             run_body=f"{PRELUDE}; {script}")
     if kind == "pip":
         lock = _arch_path(layer, "lock", platform)
         prefix = spec.get("prefix", "/usr/local")
@@ -138,7 +143,8 @@ def render_layer(layer: Layer, platform: Platform) -> RenderedLayer:
                    f"{shlex.quote(python)} -m pip --python {q}/bin/python install {install}")
         script = (f"cd {CTX_MOUNT}; {env}{pip} -r {shlex.quote(lock)}; {GENERIC_CLEANUP}")
         files = {f"{ctx}/{lock}": layer.path(lock)}
-        return RenderedLayer(layer, _run([_bind(ctx)], script), files, inputs)
+        return RenderedLayer(layer, _run([_bind(ctx)], script), files, inputs,
+                             run_body=f"{PRELUDE}; {script}", bind_dir=ctx)
     if kind == "files":
         source: str = spec["source"]
         src_path = layer.path(source)
@@ -150,7 +156,8 @@ def render_layer(layer: Layer, platform: Platform) -> RenderedLayer:
         if src_path.is_dir() and not dest.endswith("/"):
             dest += "/"
         instruction = f"COPY{chmod} {target} {dest}"
-        return RenderedLayer(layer, instruction, {target: src_path}, inputs)
+        return RenderedLayer(layer, instruction, {target: src_path}, inputs,
+                             copy=(target, dest, spec.get("mode")))
     if kind == "script":
         script_name: str = spec["script"]
         shell = spec.get("shell", "/bin/sh")
@@ -163,7 +170,8 @@ def render_layer(layer: Layer, platform: Platform) -> RenderedLayer:
             files[f"{ctx}/{extra}"] = path
         script = (f"cd {CTX_MOUNT}; {shlex.quote(shell)} ./{shlex.quote(script_name)}; "
                   f"{GENERIC_CLEANUP}")
-        return RenderedLayer(layer, _run([_bind(ctx)], script), files, inputs)
+        return RenderedLayer(layer, _run([_bind(ctx)], script), files, inputs,
+                             run_body=f"{PRELUDE}; {script}", bind_dir=ctx)
     raise RecipeError(f"unknown layer kind '{kind}'")  # the schema makes this unreachable
 
 

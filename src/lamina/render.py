@@ -73,6 +73,13 @@ class BuildUnit:
         for index, rendered in enumerate(self.layers, start=1):
             lines.append(f"# layer {index}/{total}: {rendered.layer.name} ({rendered.layer.kind})")
             lines.append(rendered.instruction)
+        lines += self.config_instructions()
+        return "\n".join(lines) + "\n"
+
+    def config_instructions(self) -> list[str]:
+        """ENV/WORKDIR/USER/ENTRYPOINT/CMD/LABEL: the image config, in Dockerfile syntax."""
+        image = self.image
+        lines: list[str] = []
         env = {**_layer_env(self.layers), **image.env}
         if env:
             lines.append("ENV " + " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(env.items())))
@@ -86,7 +93,7 @@ class BuildUnit:
             lines.append(f"CMD {json.dumps(image.cmd)}")
         labels = {**self.labels}
         lines.append("LABEL " + " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(labels.items())))
-        return "\n".join(lines) + "\n"
+        return lines
 
 
 def _layer_env(layers: list[RenderedLayer]) -> dict[str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -86,6 +87,27 @@ class Store:
         except FileNotFoundError:
             return None
         return StoredImage(ref=ref, manifest_digest=digest, manifest=manifest)
+
+    def annotate(self, ref: str, annotations: dict[str, str]) -> None:
+        """Add manifest annotations to ``ref`` (a new manifest blob; caller holds the lock)."""
+        stored = self.get(ref)
+        if stored is None:
+            raise ToolError(f"{ref} is not in the store")
+        manifest = dict(stored.manifest)
+        manifest["annotations"] = {**(manifest.get("annotations") or {}), **annotations}
+        raw = json.dumps(manifest, separators=(",", ":")).encode()
+        digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+        path = self.blob_path(digest)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(raw)
+        layout = self.index()
+        for desc in layout.get("manifests", []):
+            if (desc.get("annotations") or {}).get(REF_ANNOTATION) == ref:
+                desc["digest"] = digest
+                desc["size"] = len(raw)
+        tmp = self.root / "index.json.tmp"
+        tmp.write_text(json.dumps(layout))
+        os.replace(tmp, self.root / "index.json")
 
     def config(self, image: StoredImage) -> dict[str, Any]:
         return self.read_blob_json(image.config_digest)

@@ -13,7 +13,7 @@ def get_builder(name: str) -> Builder:
         return BuildahBuilder()
     if name == "docker":
         try:
-            from lamina.builders.docker import DockerBuilder  # type: ignore[import-not-found,unused-ignore]
+            from lamina.builders.docker import DockerBuilder
         except ImportError:
             raise UsageError("the docker builder is not available in this version") from None
         builder: Builder = DockerBuilder()
