@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -59,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LaminaError as exc:
         print(f"lamina: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        # `lamina ... | head`: the reader went away, which is not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("lamina: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -10,9 +10,12 @@ from typing import Any
 from rich.console import Console
 
 from lamina.errors import UsageError
+from lamina.external import ExternalResolver
+from lamina.plan import PlanEntry, make_plan
 from lamina.platforms import SUPPORTED, Platform, parse_platform
 from lamina.recipe import Recipe, load_recipe
 from lamina.settings import Settings, project_dir, settings_for
+from lamina.store import Store
 
 
 def add_tree_options(parser: argparse.ArgumentParser, images: bool = True) -> None:
@@ -50,6 +53,19 @@ def load(args: argparse.Namespace) -> tuple[Recipe, Settings]:
         builder=getattr(args, "builder", None),
     )
     return recipe, settings
+
+
+def plan_for(args: argparse.Namespace, images: list[str] | None = None,
+             platforms: list[Platform] | None = None
+             ) -> tuple[Recipe, Settings, Store, list[PlanEntry]]:
+    """Load the tree and plan it for the images and platforms the command line names."""
+    recipe, settings = load(args)
+    store = Store(settings.store)
+    wanted = images if images is not None else (getattr(args, "images", None) or None)
+    entries = make_plan(recipe, store, settings.epoch, wanted,
+                        platforms if platforms is not None else platforms_arg(args),
+                        ExternalResolver(settings.cache))
+    return recipe, settings, store, entries
 
 
 def platforms_arg(args: argparse.Namespace) -> list[Platform] | None:

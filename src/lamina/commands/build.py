@@ -10,15 +10,11 @@ from lamina.commands._common import (
     add_build_options,
     add_tree_options,
     console,
-    load,
-    platforms_arg,
+    plan_for,
     print_json,
 )
 from lamina.errors import ToolError
-from lamina.external import ExternalResolver
-from lamina.plan import make_plan
 from lamina.progress import Progress
-from lamina.store import Store
 from lamina.summary import print_summary
 
 
@@ -33,10 +29,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    recipe, settings = load(args)
-    store = Store(settings.store)
-    entries = make_plan(recipe, store, settings.epoch, args.images or None,
-                        platforms_arg(args), ExternalResolver(settings.cache))
+    recipe, settings, store, entries = plan_for(args)
     work = [e for e in entries if e.status in ("build", "test")]
     builder = get_builder(settings.builder)
     if work:

@@ -8,10 +8,7 @@ import sys
 from ruamel.yaml import YAML
 
 from lamina.ci_gitlab import child_pipeline
-from lamina.commands._common import load, platforms_arg
-from lamina.external import ExternalResolver
-from lamina.plan import make_plan
-from lamina.store import Store
+from lamina.commands._common import plan_for
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,9 +27,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    recipe, settings = load(args)
-    entries = make_plan(recipe, Store(settings.store), settings.epoch, args.images or None,
-                        platforms_arg(args), ExternalResolver(settings.cache))
+    recipe, _, _, entries = plan_for(args)
     if args.all:
         for entry in entries:
             if entry.status == "up-to-date":

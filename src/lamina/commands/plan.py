@@ -6,11 +6,8 @@ import argparse
 
 from rich.table import Table
 
-from lamina.commands._common import add_tree_options, console, load, platforms_arg, print_json
-from lamina.external import ExternalResolver
-from lamina.plan import make_plan
+from lamina.commands._common import add_tree_options, console, plan_for, print_json
 from lamina.progress import OUTCOME_STYLE
-from lamina.store import Store
 
 STATUS_STYLE = {**OUTCOME_STYLE, "build": "bold yellow", "test": "yellow", "blocked": "red"}
 
@@ -26,10 +23,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    recipe, settings = load(args)
-    store = Store(settings.store)
-    entries = make_plan(recipe, store, settings.epoch, args.images or None,
-                        platforms_arg(args), ExternalResolver(settings.cache))
+    recipe, _, _, entries = plan_for(args)
     if args.json:
         print_json([e.as_json() for e in entries])
         return 0

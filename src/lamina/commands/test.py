@@ -8,12 +8,10 @@ from rich.table import Table
 
 from lamina.build import log_path
 from lamina.builders import get_builder
-from lamina.commands._common import add_tree_options, console, load, platforms_arg, print_json
+from lamina.commands._common import add_tree_options, console, plan_for, print_json
 from lamina.errors import UsageError
-from lamina.external import ExternalResolver
 from lamina.imagetest import run_tests
-from lamina.plan import TEST, UP_TO_DATE, make_plan
-from lamina.store import Store
+from lamina.plan import TEST, UP_TO_DATE
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,10 +23,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    recipe, settings = load(args)
-    store = Store(settings.store)
-    entries = make_plan(recipe, store, settings.epoch, args.images or None,
-                        platforms_arg(args), ExternalResolver(settings.cache))
+    recipe, settings, store, entries = plan_for(args)
     builder = get_builder(settings.builder)
     table = Table(title="lamina test", title_justify="left")
     for column in ("image", "platform", "test", "from", "result", "time", "output"):
