@@ -1,0 +1,51 @@
+"""What publishing does when the registry misbehaves."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.core.conftest import CliResult
+from tests.publish.conftest import TlsRegistry
+from tests.publish.faulty_proxy import FaultyProxy
+
+INDEX = "application/vnd.oci.image.index.v1+json"
+ERROR = b'{"errors":[{"code":"UNKNOWN","message":"injected failure"}]}'
+
+
+@pytest.fixture
+def index_refusing_proxy(tls_registry: TlsRegistry) -> Iterator[FaultyProxy]:
+    def refuse_index(method: str, path: str, headers: dict[str, str],
+                     body: bytes) -> tuple[int, bytes] | None:
+        content_type = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
+        if method == "PUT" and "/manifests/" in path and content_type == INDEX:
+            return 500, ERROR
+        return None
+
+    proxy = FaultyProxy(tls_registry.host, str(tls_registry.cert_dir / "ca.crt"), refuse_index)
+    yield proxy
+    proxy.close()
+
+
+def test_registry_500_on_the_index_fails_clearly_and_tags_nothing(
+        lamina: Callable[..., CliResult], tree: Callable[[str], Path],
+        tls_registry: TlsRegistry, index_refusing_proxy: FaultyProxy) -> None:
+    root = tree("tiny")
+    assert lamina("-C", str(root), "build", "base").code == 0
+    auth = root / "auth.json"
+    auth.write_text(tls_registry.authfile.read_text().replace(tls_registry.host,
+                                                              index_refusing_proxy.host))
+    result = lamina("-C", str(root), "publish", "base", "--to",
+                    f"{index_refusing_proxy.host}/hep", "--tag", "v9", "--insecure-loopback",
+                    "--authfile", str(auth))
+    assert result.code != 0
+    message = (result.out + result.err).strip()
+    assert "Traceback" not in message
+    assert "push" in message and "base:v9" in message
+    assert index_refusing_proxy.faults >= 1
+    # the per-arch image went out, the index tag never appeared
+    assert tls_registry.get("/v2/hep/base/manifests/v9-amd64",
+                            "application/vnd.oci.image.manifest.v1+json").status_code == 200
+    assert tls_registry.get("/v2/hep/base/manifests/v9", INDEX).status_code == 404
