@@ -141,7 +141,10 @@ def render_layer(layer: Layer, platform: Platform) -> RenderedLayer:
             pip = (f"[ -x {q}/bin/python ] || {shlex.quote(python)} -m venv "
                    f"--system-site-packages --without-pip {q}; "
                    f"{shlex.quote(python)} -m pip --python {q}/bin/python install {install}")
-        script = (f"cd {CTX_MOUNT}; {env}{pip} -r {shlex.quote(lock)}; {GENERIC_CLEANUP}")
+        ql = shlex.quote(lock)
+        # an empty lock (a fresh `lamina init` project) installs nothing rather than failing
+        script = (f"cd {CTX_MOUNT}; {env}if grep -q '^[^#[:space:]]' {ql}; then "
+                  f"{pip} -r {ql}; fi; {GENERIC_CLEANUP}")
         files = {f"{ctx}/{lock}": layer.path(lock)}
         return RenderedLayer(layer, _run([_bind(ctx)], script), files, inputs,
                              run_body=f"{PRELUDE}; {script}", bind_dir=ctx)
