@@ -64,6 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `lamina ... | head`: the reader went away, which is not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        # disk full, permission denied, a name too long: the system's words, one line
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"lamina: error: {exc.strerror or exc}{where}"[:500], file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("lamina: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

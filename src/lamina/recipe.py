@@ -187,14 +187,17 @@ def _check_file(doc: YamlDoc, key: tuple[str | int, ...], base: Path, relative: 
         if not any(base.glob(relative.replace("{arch}", "*"))):
             raise doc.error(key, f"no file matches '{relative}' in {base}")
         return
-    target = (base / relative).resolve()
-    if not target.is_relative_to(base.resolve()):
-        raise doc.error(key, f"'{relative}' points outside the layer directory")
-    if directory:
-        if not target.is_dir():
-            raise doc.error(key, f"directory '{relative}' not found in {base}")
-    elif not target.is_file():
-        raise doc.error(key, f"file '{relative}' not found in {base}")
+    shown = relative if len(relative) <= 80 else relative[:77] + "..."
+    try:
+        target = (base / relative).resolve()
+        if not target.is_relative_to(base.resolve()):
+            raise doc.error(key, f"'{shown}' points outside the layer directory")
+        found = target.is_dir() if directory else target.is_file()
+    except OSError as exc:
+        raise doc.error(key, f"cannot use '{shown}': {exc.strerror}") from None
+    if not found:
+        kind = "directory" if directory else "file"
+        raise doc.error(key, f"{kind} '{shown}' not found in {base}")
 
 
 def load_layer(name: str, directory: Path) -> Layer:

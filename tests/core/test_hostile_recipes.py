@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from lamina.cli import main
@@ -45,8 +45,12 @@ def mutation(draw: st.DrawFn) -> tuple[str, str]:
     return name, "\n".join(lines) + "\n"
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Derandomized so CI is repeatable; found cases are pinned below as explicit examples.
+@settings(max_examples=600, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(change=mutation())
+@example(change=("layers/hello-files/layer.yaml",
+                 "kind: files\nsource: " + "a" * 300 + "\ndest: /opt/hello\n"))
 def test_mutated_recipe_is_accepted_or_rejected_in_one_line(change: tuple[str, str]) -> None:
     name, text = change
     with tempfile.TemporaryDirectory() as tmp:
