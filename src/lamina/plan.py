@@ -32,6 +32,7 @@ class PlanEntry:
     status: str
     reason: str
     unit: BuildUnit | None = None
+    remote: str | None = None  # where a registry checked with --against holds this key
 
     @property
     def key(self) -> str | None:
@@ -45,6 +46,7 @@ class PlanEntry:
             "status": self.status,
             "reason": self.reason,
             "store_ref": self.unit.store_ref if self.unit else None,
+            **({"remote": self.remote} if self.remote else {}),
         }
 
 

@@ -158,13 +158,77 @@ def write_index(store: Store, image: str, children: list[tuple[PlanEntry, str, i
     return digest, ref
 
 
+def cache_tag(key: str) -> str:
+    """The tag that names a built node by its key, so a registry can answer "already built?".
+
+    Keys cover the platform, so one tag per key is unique across architectures. These tags
+    are what ``plan --against`` and ``build --push`` look up; a retention policy should keep
+    ``lamina-*`` tags as long as builds may reuse them.
+    """
+    return "lamina-" + key.removeprefix("sha256:")[:40]
+
+
+def _base_annotations(recipe: Recipe, entry: PlanEntry,
+                      bases: dict[tuple[str, str], tuple[str, str]]) -> dict[str, str]:
+    """``base.name``/``base.digest``: the parent this image was built on, as published."""
+    image = recipe.images[entry.image]
+    unit = entry.unit
+    assert unit is not None
+    if image.external is not None:
+        digest = unit.inputs.get(f"parent {image.external.repository}", "")
+        return {"org.opencontainers.image.base.name": image.external.reference,
+                "org.opencontainers.image.base.digest": digest}
+    if image.parent_name is not None:
+        out = {"dev.lamina.parent-key": unit.parent_key or ""}
+        published = bases.get((image.parent_name, entry.platform.arch))
+        if published is not None:
+            out["org.opencontainers.image.base.name"] = published[0]
+            out["org.opencontainers.image.base.digest"] = published[1]
+        return out
+    return {}
+
+
+def published_bases(store: Store, recipe: Recipe, target: Target
+                    ) -> dict[tuple[str, str], tuple[str, str]]:
+    """Per-arch references and digests of images already published to ``target``."""
+    out: dict[tuple[str, str], tuple[str, str]] = {}
+    for name in recipe.images:
+        entry = store.read_publications(name).get(target.repository(name))
+        if not entry:
+            continue
+        tag = (entry.get("tags") or [""])[0]
+        for arch, digest in (entry.get("children") or {}).items():
+            out[(name, arch)] = (f"{target.repository(name)}:{tag}-{arch}", digest)
+    return out
+
+
+def push_key_tag(store: Store, entry: PlanEntry, target: Target,
+                 build_digest: str | None = None) -> str:
+    """Push a built, tested node under its key tag (digest preserved) unless it is there."""
+    unit = entry.unit
+    assert unit is not None
+    if build_digest is None:
+        stored = store.get(unit.store_ref)
+        if stored is None or stored.annotations.get(KEY_LABEL) != unit.key:
+            raise PublishError(f"{unit.store_ref}: not in the store with key {unit.key[:19]}")
+        build_digest = stored.manifest_digest
+    key_ref = f"{target.repository(entry.image)}:{cache_tag(unit.key)}"
+    if remote_digest(target, key_ref) != build_digest:
+        _copy(store.transport(unit.store_ref), key_ref, target, False)
+    return key_ref
+
+
 def publish_image(recipe: Recipe, store: Store, image: str, entries: list[PlanEntry],
-                  target: Target, tags: list[str], annotations: dict[str, str]
+                  target: Target, tags: list[str], annotations: dict[str, str],
+                  bases: dict[tuple[str, str], tuple[str, str]] | None = None
                   ) -> ImagePublication:
+    """Publish one image; ``bases`` maps (image, arch) to its published (reference, digest)
+    and is updated, so publishing parents first gives children their ``base.*``."""
+    bases = bases if bases is not None else published_bases(store, recipe, target)
     node = recipe.images[image]
     declared = [p for p in node.platforms if not node.excluded(p)]
     by_platform = {e.platform: e for e in entries if e.image == image}
-    children: list[tuple[PlanEntry, str, int]] = []
+    built: list[tuple[PlanEntry, str]] = []
     for platform in declared:
         entry = by_platform.get(platform)
         if entry is None or entry.unit is None:
@@ -177,19 +241,29 @@ def publish_image(recipe: Recipe, store: Store, image: str, entries: list[PlanEn
         assert stored is not None
         if stored.annotations.get(KEY_LABEL) != entry.unit.key:
             raise PublishError(f"{image} {platform}: stored image does not match its key")
-        size = store.blob_path(stored.manifest_digest).stat().st_size
-        children.append((entry, stored.manifest_digest, size))
+        built.append((entry, stored.manifest_digest))
     repo = target.repository(image)
     result = ImagePublication(image, platforms=[str(p) for p in declared])
-    # 1. per-arch images, pushed with their digests preserved and tagged <tag>-<arch>
-    for entry, digest, _ in children:
-        assert entry.unit is not None
+    # 1. per-arch images: the built manifest under its key tag (what plan --against finds),
+    #    then a copy annotated for this release under <tag>-<arch>; same config and layers,
+    #    so the second push moves one small manifest and no blob.
+    children: list[tuple[PlanEntry, str, int]] = []
+    for entry, build_digest in built:
+        unit = entry.unit
+        assert unit is not None
+        push_key_tag(store, entry, target, build_digest)
+        release_ref = f"{unit.store_ref}-release"
+        digest, size = store.derive(unit.store_ref, release_ref, {
+            **annotations, **_base_annotations(recipe, entry, bases), KEY_LABEL: unit.key})
+        children.append((entry, digest, size))
         for tag in tags:
             reference = f"{repo}:{tag}-{entry.platform.arch}"
             uploaded = remote_digest(target, reference) != digest
             if uploaded:
-                _copy(store.transport(entry.unit.store_ref), reference, target, False)
+                _copy(store.transport(release_ref), reference, target, False)
             result.tags.append(PushedTag(reference, digest, uploaded))
+        bases[(image, entry.platform.arch)] = (f"{repo}:{tags[0]}-{entry.platform.arch}",
+                                               digest)
         record = store.read_record(image, entry.platform.arch)
         result.size += int(record.get("size", 0))
     # 2. the index last, so <tag> never names a child that is not there yet
@@ -205,5 +279,7 @@ def publish_image(recipe: Recipe, store: Store, image: str, entries: list[PlanEn
         "tags": tags, "index_digest": index_digest, "platforms": result.platforms,
         "size": result.size,
         "children": {entry.platform.arch: digest for entry, digest, _ in children},
+        "keys": {entry.platform.arch: entry.unit.key for entry, _, _ in children
+                 if entry.unit is not None},
     })
     return result

@@ -64,3 +64,40 @@ def authfile_for(host: str, explicit: Path | None) -> Iterator[Path | None]:
         with os.fdopen(fd, "w") as handle:
             json.dump({"auths": {host: {"auth": token}}}, handle)
         yield path
+
+
+def _auth_files(explicit: Path | None) -> list[Path]:
+    if explicit is not None:
+        return [explicit]
+    env = os.environ
+    candidates = []
+    if env.get("REGISTRY_AUTH_FILE"):
+        candidates.append(Path(env["REGISTRY_AUTH_FILE"]))
+    if env.get("XDG_RUNTIME_DIR"):
+        candidates.append(Path(env["XDG_RUNTIME_DIR"]) / "containers" / "auth.json")
+    home = Path(env.get("HOME") or Path.home())
+    candidates += [home / ".config" / "containers" / "auth.json", home / ".docker" / "config.json"]
+    return candidates
+
+
+def credentials_for(host: str, authfile: Path | None = None) -> Credentials | None:
+    """Credentials for lamina's own HTTP checks, from the same sources skopeo would use:
+    the environment first, then the given auth file or the containers/docker default ones."""
+    found = from_environment(host)
+    if found is not None:
+        return found
+    for path in _auth_files(authfile):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        entry = (data.get("auths") or {}).get(host) if isinstance(data, dict) else None
+        if not isinstance(entry, dict) or not isinstance(entry.get("auth"), str):
+            continue
+        try:
+            user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+        except ValueError:
+            continue
+        redact.register(password)
+        return Credentials(user, password, str(path))
+    return None

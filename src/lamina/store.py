@@ -88,6 +88,37 @@ class Store:
             return None
         return StoredImage(ref=ref, manifest_digest=digest, manifest=manifest)
 
+    def derive(self, ref: str, new_ref: str, annotations: dict[str, str]) -> tuple[str, int]:
+        """Store a copy of ``ref``'s manifest with extra annotations under ``new_ref``.
+
+        Config and layers are shared, so this costs one small blob; the built manifest stays
+        as it was (reproducible builds compare its digest). Returns (digest, size).
+        """
+        stored = self.get(ref)
+        if stored is None:
+            raise ToolError(f"{ref} is not in the store")
+        manifest = dict(stored.manifest)
+        manifest["annotations"] = dict(sorted(
+            {**(manifest.get("annotations") or {}), **annotations}.items()))
+        raw = json.dumps(manifest, separators=(",", ":")).encode()
+        digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+        with self.locked():
+            path = self.blob_path(digest)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(raw)
+            layout = self.index()
+            keep = [d for d in layout.get("manifests", [])
+                    if (d.get("annotations") or {}).get(REF_ANNOTATION) != new_ref]
+            keep.append({"mediaType": manifest.get("mediaType",
+                                                   "application/vnd.oci.image.manifest.v1+json"),
+                         "digest": digest, "size": len(raw),
+                         "annotations": {REF_ANNOTATION: new_ref}})
+            layout["manifests"] = keep
+            tmp = self.root / "index.json.tmp"
+            tmp.write_text(json.dumps(layout))
+            os.replace(tmp, self.root / "index.json")
+        return digest, len(raw)
+
     def annotate(self, ref: str, annotations: dict[str, str]) -> None:
         """Add manifest annotations to ``ref`` (a new manifest blob; caller holds the lock)."""
         stored = self.get(ref)

@@ -6,7 +6,9 @@ import argparse
 
 from rich.table import Table
 
+from lamina.against import check_against
 from lamina.commands._common import add_tree_options, console, plan_for, print_json
+from lamina.commands._targets import add_target_options, targets_from
 from lamina.progress import OUTCOME_STYLE
 
 STATUS_STYLE = {**OUTCOME_STYLE, "build": "bold yellow", "test": "yellow", "blocked": "red"}
@@ -19,11 +21,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_tree_options(parser)
     parser.add_argument("--source-date-epoch", type=int, default=None, metavar="SECONDS",
                         help="timestamp the build would use (it is part of the key)")
+    parser.add_argument("--against", metavar="REGISTRY/NAMESPACE", default=None,
+                        help="also count as up to date what this registry already holds for "
+                             "the same key (one request per node, in parallel)")
+    add_target_options(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    recipe, _, _, entries = plan_for(args)
+    recipe, settings, _, entries = plan_for(args)
+    requests_made = 0
+    if args.against:
+        target = targets_from(args, recipe, [args.against])[0]
+        entries, requests_made = check_against(entries, target, max(4, settings.jobs * 4))
     if args.json:
         print_json([e.as_json() for e in entries])
         return 0
@@ -38,4 +48,8 @@ def run(args: argparse.Namespace) -> int:
     console().print(table)
     todo = sum(1 for e in entries if e.status in ("build", "test"))
     console().print(f"{todo} of {len(entries)} nodes to build or test")
+    if args.against:
+        held = sum(1 for e in entries if e.remote)
+        console().print(f"{args.against} holds {held} of {len(entries)} nodes "
+                        f"({requests_made} HTTP requests)")
     return 0

@@ -1,0 +1,83 @@
+"""Registry target options shared by ``publish``, ``build --push`` and ``plan --against``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import subprocess
+from pathlib import Path
+
+from rich.table import Table
+
+from lamina.commands._common import console, print_json
+from lamina.errors import UsageError
+from lamina.publish import ImagePublication, Target
+from lamina.recipe import Recipe
+
+
+def add_target_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cert-dir", default=None,
+                        help="directory with the registry's ca.crt (custom CA)")
+    parser.add_argument("--authfile", default=None,
+                        help="containers auth file with the registry credentials")
+    parser.add_argument("--insecure-loopback", action="store_true",
+                        help="plain HTTP or unverified TLS, allowed for 127.0.0.1 only")
+
+
+def targets_from(args: argparse.Namespace, recipe: Recipe, raw: list[str] | None) -> list[Target]:
+    """``--to``/``--against`` values, or the recipe's ``targets`` when none is given."""
+    cert_dir = Path(args.cert_dir) if args.cert_dir else None
+    authfile = Path(args.authfile) if args.authfile else None
+    texts = raw or [f"{t['registry']}/{t['namespace']}"
+                    for t in recipe.settings.get("targets") or []]
+    if not texts:
+        raise UsageError("no target: pass --to REGISTRY/NAMESPACE or set targets in recipe.yaml")
+    return [Target.parse(t, cert_dir, authfile, args.insecure_loopback) for t in texts]
+
+
+def release_annotations(root: Path, version: str, epoch: int) -> dict[str, str]:
+    """OCI annotations of a release: version, created (the build's timestamp, so a rerun
+    gives the same manifests), source and revision (CI variables or git)."""
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                              check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else ""
+
+    source = os.environ.get("CI_PROJECT_URL") or git("config", "--get", "remote.origin.url")
+    revision = os.environ.get("CI_COMMIT_SHA") or git("rev-parse", "HEAD")
+    created = dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    out = {"org.opencontainers.image.version": version,
+           "org.opencontainers.image.created": created}
+    if source and "@" not in source.split("//")[-1].split("/")[0]:  # never a URL with creds
+        out["org.opencontainers.image.source"] = source
+    if revision:
+        out["org.opencontainers.image.revision"] = revision
+    return out
+
+
+def print_publications(results: list[tuple[str, ImagePublication | None, str]],
+                       as_json: bool) -> None:
+    if as_json:
+        print_json(publications_json(results))
+        return
+    table = Table(title="lamina publish", title_justify="left")
+    for column in ("reference", "digest", "pushed"):
+        table.add_column(column, overflow="fold")
+    for _, pub, err in results:
+        if pub is None:
+            table.add_row(f"[bold red]{err}[/]", "", "")
+            continue
+        for tag in pub.tags:
+            table.add_row(tag.reference, tag.digest[:19], "yes" if tag.uploaded else
+                          "already there")
+    console().print(table)
+
+
+def publications_json(results: list[tuple[str, ImagePublication | None, str]]
+                      ) -> list[dict[str, object]]:
+    return [{"registry": reg, "error": err, **({
+        "image": pub.image, "index_digest": pub.index_digest, "platforms": pub.platforms,
+        "size": pub.size,
+        "tags": [{"reference": t.reference, "digest": t.digest, "uploaded": t.uploaded}
+                 for t in pub.tags]} if pub else {})} for reg, pub, err in results]
