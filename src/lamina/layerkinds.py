@@ -88,8 +88,9 @@ def _arch_path(layer: Layer, key: str, platform: Platform) -> str:
     raw: str = layer.spec[key]
     path = raw.replace("{arch}", platform.arch)
     if not layer.path(path).is_file():
+        hint = "; run lamina lock" if key == "lock" and layer.spec.get("requirements") else ""
         raise layer.doc.error((key,), f"file '{path}' for {platform} not found in "
-                                       f"{layer.directory}")
+                                       f"{layer.directory}{hint}")
     return path
 
 

@@ -13,8 +13,9 @@ from typing import Any
 
 from lamina.external import ExternalResolver
 from lamina.hashing import sha256_data
+from lamina.lock import no_wheel_reason
 from lamina.platforms import Platform
-from lamina.recipe import Recipe, TestSpec
+from lamina.recipe import Image, Recipe, TestSpec
 from lamina.render import BuildUnit, build_unit
 from lamina.store import Store
 
@@ -88,13 +89,26 @@ def make_plan(recipe: Recipe, store: Store, epoch: int, images: list[str] | None
     return entries
 
 
+def _no_wheel(image: Image, platform: Platform) -> str | None:
+    """The no-wheel verdict ``lamina lock`` left in a pip layer's lock for this platform."""
+    for layer in image.layers:
+        if layer.kind != "pip" or "{arch}" not in str(layer.spec.get("lock", "")):
+            continue
+        path = layer.path(str(layer.spec["lock"]).replace("{arch}", platform.arch))
+        if path.is_file():
+            reason = no_wheel_reason(path.read_text())
+            if reason:
+                return f"layer {layer.name}: {reason} (lamina lock)"
+    return None
+
+
 def _plan_node(recipe: Recipe, store: Store, epoch: int, name: str, platform: Platform,
                by_node: dict[tuple[str, Platform], PlanEntry],
                resolver: ExternalResolver | None) -> PlanEntry:
     image = recipe.images[name]
     if platform not in image.platforms:
         return PlanEntry(name, platform, EXCLUDED, "platform not declared for this image")
-    excluded = image.excluded(platform)
+    excluded = image.excluded(platform) or _no_wheel(image, platform)
     if excluded:
         return PlanEntry(name, platform, EXCLUDED, excluded)
     parent_key: str | None = None
@@ -102,6 +116,9 @@ def _plan_node(recipe: Recipe, store: Store, epoch: int, name: str, platform: Pl
     parent_status: str | None = None
     if image.parent_name is not None:
         parent = by_node.get((image.parent_name, platform))
+        if parent is not None and parent.status == EXCLUDED:
+            return PlanEntry(name, platform, EXCLUDED,
+                             f"parent {image.parent_name} excluded ({parent.reason})")
         if parent is None or parent.unit is None:
             why = parent.reason if parent else "not planned"
             state = parent.status if parent else "missing"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lamina.errors import LaminaError, UsageError
-from lamina.plan import UP_TO_DATE, PlanEntry
+from lamina.plan import EXCLUDED, UP_TO_DATE, PlanEntry
 from lamina.procs import capture
 from lamina.recipe import Recipe
 from lamina.render import KEY_LABEL
@@ -226,8 +226,10 @@ def publish_image(recipe: Recipe, store: Store, image: str, entries: list[PlanEn
     and is updated, so publishing parents first gives children their ``base.*``."""
     bases = bases if bases is not None else published_bases(store, recipe, target)
     node = recipe.images[image]
-    declared = [p for p in node.platforms if not node.excluded(p)]
     by_platform = {e.platform: e for e in entries if e.image == image}
+    # excluded by the recipe or by the plan (no wheel for it): not part of the index
+    declared = [p for p in node.platforms if not node.excluded(p) and not (
+        p in by_platform and by_platform[p].status == EXCLUDED)]
     built: list[tuple[PlanEntry, str]] = []
     for platform in declared:
         entry = by_platform.get(platform)

@@ -209,7 +209,8 @@ def load_layer(name: str, directory: Path) -> Layer:
     if kind == "rootfs" and "tarball" in spec:
         _check_file(doc, ("tarball",), directory, spec["tarball"])
     if kind == "pip":
-        _check_file(doc, ("lock",), directory, spec["lock"])
+        if not (spec.get("requirements") and "{arch}" in str(spec["lock"])):
+            _check_file(doc, ("lock",), directory, spec["lock"])  # else: lamina lock makes it
         if "requirements" in spec:
             _check_file(doc, ("requirements",), directory, spec["requirements"])
     if kind == "files":

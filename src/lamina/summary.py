@@ -14,7 +14,17 @@ def layer_column(result: NodeResult) -> str:
     """Own layers with sizes, top layer last, so "only the top layer changed" is visible."""
     if not result.layer_sizes:
         return ""
-    return ", ".join(f"{name} {human_size(size)}" for name, size in result.layer_sizes)
+    parts = [f"{name} {human_size(size)}" for name, size in result.layer_sizes]
+    if result.size:
+        parts[-1] += f" ({top_layer_share(result):.1%} of image)"
+    return ", ".join(parts)
+
+
+def top_layer_share(result: NodeResult) -> float:
+    """The top layer's share of the image's compressed size: what a change there costs."""
+    if not result.layer_sizes or not result.size:
+        return 0.0
+    return result.layer_sizes[-1][1] / result.size
 
 
 def build_table(results: list[NodeResult], title: str) -> Table:

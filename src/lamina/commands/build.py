@@ -37,7 +37,7 @@ from lamina.publish import ImagePublication, Target, push_key_tag, release_tags
 from lamina.recipe import Recipe
 from lamina.registry_auth import authfile_for
 from lamina.store import Store
-from lamina.summary import print_summary
+from lamina.summary import print_summary, top_layer_share
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -136,4 +136,6 @@ def _push_key_tags(store: Store, checked: list[PlanEntry], fresh: list[PlanEntry
 def _node_json(r: NodeResult) -> dict[str, Any]:
     return {**r.entry.as_json(), "outcome": r.outcome, "error": r.error,
             "log": str(r.log) if r.log else None, "seconds": round(r.seconds, 1),
-            "size": r.size, "tests": [t.as_json() for t in r.tests]}
+            "size": r.size, "layer_sizes": [[n, s] for n, s in r.layer_sizes],
+            "top_layer_share": round(top_layer_share(r), 4),
+            "tests": [t.as_json() for t in r.tests]}
