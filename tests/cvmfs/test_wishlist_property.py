@@ -1,0 +1,117 @@
+"""Property: whatever the wishlist looks like, adding entries only inserts lines.
+
+Hypothesis writes wishlist files in the styles found in the wild (indent 0/2/4, one or two
+spaces after the dash, single/double/no quotes mixed, comments anywhere, blank lines, CRLF, a
+missing final newline, keys before and after the list) and entry sets drawn from the same
+small pool, so that duplicates and wildcard coverage happen often.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML
+
+from lamina.cvmfs.entries import parse_entry, parse_existing
+from lamina.cvmfs.wishlist import add_entries
+
+REPOS = ["registry.cern.ch/hep/app", "registry.cern.ch/hep/ml",
+         "gitlab-registry.cern.ch/atlas/athena/analysisbase", "quay.io:8443/x/y"]
+TAGS = ["1.0", "1.0-amd64", "1.0-arm64", "1.1", "2.0", "1.*", "2.0-*", "latest"]
+URLS = [f"https://{r}:{t}" for r in REPOS for t in TAGS]
+PREFIX_KEYS = ["version: 1", "user: cvmfsunpacker", "cvmfs_repo: 'unpacked.cern.ch'",
+               "output_format: 'https://gitlab-registry.cern.ch/unpacked/sync/$(image)'"]
+
+
+@dataclass
+class Item:
+    url: str
+    quote: str
+    comment: str
+    no_scheme: bool
+
+
+def _quoted(value: str, quote: str) -> str:
+    return f"{quote}{value}{quote}"
+
+
+comments = st.sampled_from(["# ATLAS", "# CMS images", "#", "# - 'https://old.io/a/b:1'",
+                            "#-- section --"])
+items = st.builds(Item, st.sampled_from(URLS), st.sampled_from(["'", '"', ""]),
+                  st.sampled_from(["", "  # pinned", " # why"]), st.booleans())
+
+
+@st.composite
+def wishlists(draw: st.DrawFn) -> str:
+    eol = draw(st.sampled_from(["\n", "\r\n"]))
+    indent = draw(st.sampled_from(["", "  ", "    "]))
+    gap = draw(st.sampled_from([" ", "  "]))
+    lines: list[str] = []
+    if draw(st.booleans()):
+        lines.append(draw(comments))
+    lines += draw(st.lists(st.sampled_from(PREFIX_KEYS), unique=True, max_size=4))
+    if draw(st.booleans()):
+        lines.append("")
+    lines.append("input:" + draw(st.sampled_from(["", "  # the wishlist"])))
+    body = draw(st.lists(st.one_of(items, comments, st.just("")), max_size=12))
+    for part in body:
+        if isinstance(part, Item):
+            value = part.url.removeprefix("https://") if part.no_scheme else part.url
+            lines.append(f"{indent}-{gap}{_quoted(value, part.quote)}{part.comment}")
+        elif part == "":
+            lines.append("")
+        else:
+            lines.append(" " * draw(st.integers(0, 6)) + part)
+    tail = draw(st.sampled_from(["", "ignoreErrors:\n  - 'https://registry.cern.ch/*'",
+                                 "# trailing comment", "extra: {a: 1}", "..."]))
+    lines += tail.splitlines()
+    text = eol.join(lines)
+    if draw(st.booleans()):
+        text += eol
+    return text
+
+
+def _load(text: str) -> object:
+    return YAML(typ="safe").load(io.StringIO(text))
+
+
+def _is_subsequence(old: list[str], new: list[str]) -> bool:
+    it = iter(new)
+    return all(any(line == candidate for candidate in it) for line in old)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(wishlists(), st.lists(st.sampled_from(URLS), min_size=1, max_size=8))
+def test_adding_only_inserts_lines(text: str, urls: list[str]) -> None:
+    before = _load(text)
+    assert isinstance(before, dict)
+    old_items = [str(i) for i in (before.get("input") or [])]
+
+    edit = add_entries(text, urls)
+    event(f"added {min(len(edit.added), 3)}+, skipped {min(len(edit.skipped), 3)}+")
+    event("CRLF" if "\r\n" in text else "LF")
+
+    old_lines, new_lines = text.splitlines(), edit.text.splitlines()
+    assert _is_subsequence(old_lines, new_lines)
+    assert len(new_lines) == len(old_lines) + len(edit.added)
+    if "\r\n" in text:  # the file's line endings, never a mix
+        assert "\n" not in edit.text.replace("\r\n", "")
+    assert edit.text.endswith(("\n", "\r\n")) == text.endswith(("\n", "\r\n"))
+    after = _load(edit.text)
+    assert isinstance(after, dict)
+    assert list(after) == list(before)
+    assert [str(i) for i in (after.get("input") or [])] == old_items + edit.added
+    for key in before:
+        if key != "input":
+            assert after[key] == before[key]
+    # every request is either added or explained, and nothing added was already covered
+    assert {u for u in urls} == set(edit.added) | {u for u, _ in edit.skipped}
+    existing = [e for i in old_items if (e := parse_existing(i)) is not None]
+    for url in edit.added:
+        assert not any(e.covers(parse_entry(url)) for e in existing)
+    # idempotent
+    again = add_entries(edit.text, urls)
+    assert again.text == edit.text and again.added == []
