@@ -13,7 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lamina import manifests, rootfs
+from lamina import hygiene, manifests, rootfs
 from lamina.builders.base import Builder, write_context
 from lamina.errors import LaminaError
 from lamina.imagetest import TestResult, run_tests
@@ -79,6 +79,19 @@ def _record_build(store: Store, unit: BuildUnit, log: Path, seconds: float) -> N
     store.write_record(unit.name, unit.platform.arch, record)
 
 
+def _check_hygiene(store: Store, unit: BuildUnit) -> None:
+    stored = store.get(unit.store_ref)
+    assert stored is not None
+    own = stored.layers[-len(unit.layers):] if unit.layers else []
+    findings: list[hygiene.Finding] = []
+    for rendered, desc in zip(unit.layers, own, strict=True):
+        findings += hygiene.scan_layer(store.blob_path(desc["digest"]), rendered.layer.name)
+    if findings:
+        shown = "; ".join(str(f) for f in findings[:3])
+        more = f" and {len(findings) - 3} more" if len(findings) > 3 else ""
+        raise LaminaError(f"layer hygiene: {shown}{more} (clean up in the same layer)")
+
+
 def _size_info(store: Store, unit: BuildUnit) -> tuple[list[tuple[str, int]], int]:
     record = store.read_record(unit.name, unit.platform.arch)
     sizes = [(str(layer["name"]), int(layer["size"])) for layer in record.get("layers", [])]
@@ -122,6 +135,8 @@ class BuildRun:
                 self.progress.step(label, "storing")
                 self.builder.export(unit, self.store, log)
                 _record_build(self.store, unit, log, time.monotonic() - start)
+                self.progress.step(label, "checking layer hygiene")
+                _check_hygiene(self.store, unit)
                 self.progress.step(label, "collecting the package manifest")
                 packages = manifests.parse_probe(self.builder.output_of(unit, manifests.PROBE))
                 manifests.save(self.store, manifests.build_manifest(unit, self.store, packages))

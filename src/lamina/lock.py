@@ -71,7 +71,8 @@ def no_wheel_reason(lock_text: str) -> str | None:
 
 
 def _pip_resolve(requirements: list[str], platform: Platform, python: str, glibc: str,
-                 ca_bundle: Path | None) -> tuple[dict[str, object] | None, str]:
+                 ca_bundle: Path | None, no_deps: bool = False, timeout: int = 180
+                 ) -> tuple[dict[str, object] | None, str]:
     with tempfile.TemporaryDirectory(prefix="lamina-lock-") as tmp:
         req = Path(tmp) / "requirements.in"
         req.write_text("\n".join(requirements) + "\n")
@@ -80,6 +81,8 @@ def _pip_resolve(requirements: list[str], platform: Platform, python: str, glibc
                "--quiet", "--no-input", "--report", str(report), "--only-binary=:all:",
                "--python-version", python, "--implementation", "cp",
                "--target", str(Path(tmp) / "target"), "-r", str(req)]
+        if no_deps:
+            cmd.append("--no-deps")
         for tag in platform_tags(platform, glibc):
             cmd += ["--platform", tag]
         if ca_bundle is not None:
@@ -88,9 +91,13 @@ def _pip_resolve(requirements: list[str], platform: Platform, python: str, glibc
         env.pop("PIP_FIND_LINKS", None)  # a host wheel directory would not exist in the image
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False,
-                                  timeout=900)
+                                  timeout=timeout)
         except FileNotFoundError:
             raise ToolError("pip is needed for lamina lock (python -m pip)") from None
+        except subprocess.TimeoutExpired:
+            # pip backtracks through every older release when one dependency has no wheel
+            # for the platform; that is a no-wheel case found the slow way, not a hang to wait on
+            return None, f"No matching distribution found within {timeout}s (backtracking)"
         if proc.returncode != 0:
             return None, redact(proc.stderr)
         data: dict[str, object] = json.loads(report.read_text())
@@ -111,7 +118,10 @@ def _lock_lines(report: dict[str, object]) -> list[str]:
     return lines
 
 
-def lock_layer(layer: Layer, platform: Platform, ca_bundle: Path | None) -> LockResult:
+def lock_layer(layer: Layer, platform: Platform, ca_bundle: Path | None,
+               reference: Path | None = None) -> LockResult:
+    """Lock ``layer`` for ``platform``; ``reference`` is the same layer's lock for another
+    platform, whose pinned closure tells quickly which distributions lack a wheel here."""
     spec = layer.spec
     requirements_file = layer.path(str(spec["requirements"]))
     lock_path = layer.path(str(spec["lock"]).replace("{arch}", platform.arch))
@@ -137,7 +147,9 @@ def lock_layer(layer: Layer, platform: Platform, ca_bundle: Path | None) -> Lock
                 first = next((ln for ln in error.splitlines() if "ERROR" in ln), error[:200])
                 raise ToolError(f"layer {layer.name} {platform}: pip could not resolve: "
                                 f"{first.strip()}")
-            result.no_wheel = _find_missing(wanted, platform, python, glibc, ca_bundle)
+            result.no_wheel = (_missing_from_reference(reference, platform, python, glibc,
+                                                       ca_bundle) if reference else []
+                               ) or _find_missing(wanted, platform, python, glibc, ca_bundle)
             text = (header + f"{NO_WHEEL} {', '.join(result.no_wheel)} have no wheel for "
                     f"{platform}\n")
     old = lock_path.read_text() if lock_path.exists() else None
@@ -145,6 +157,22 @@ def lock_layer(layer: Layer, platform: Platform, ca_bundle: Path | None) -> Lock
     if result.changed:
         lock_path.write_text(text)
     return result
+
+
+def _missing_from_reference(reference: Path, platform: Platform, python: str, glibc: str,
+                            ca_bundle: Path | None) -> list[str]:
+    """Pinned distributions of another platform's lock that have no wheel here: each checked
+    alone, without dependencies, so no backtracking and a precise list."""
+    pins = [line.split()[0] for line in reference.read_text().splitlines()
+            if "==" in line and not line.startswith("#")]
+
+    def probe(pin: str) -> str | None:
+        report, _ = _pip_resolve([pin], platform, python, glibc, ca_bundle, no_deps=True,
+                                 timeout=120)
+        return None if report is not None else pin
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        return [m for m in pool.map(probe, pins) if m]
 
 
 def _find_missing(wanted: list[str], platform: Platform, python: str, glibc: str,

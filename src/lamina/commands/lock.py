@@ -44,12 +44,16 @@ def run(args: argparse.Namespace) -> int:
         for image in recipe.images.values():
             if any(layer.name == name for layer in image.layers):
                 users += [p for p in image.platforms if p not in users]
+        reference = None
         for platform in sorted(users):
             if only and platform not in only:
                 continue
             if not args.json:
                 out.print(f"[dim]locking {name} for {platform}...[/]")
-            results.append(lock_layer(lockable[name], platform, settings.ca_bundle))
+            result = lock_layer(lockable[name], platform, settings.ca_bundle, reference)
+            if result.ok and reference is None:
+                reference = result.path
+            results.append(result)
     if args.json:
         print_json([{"layer": r.layer, "platform": r.platform.name, "lock": str(r.path),
                      "packages": r.packages, "no_wheel": r.no_wheel, "changed": r.changed}

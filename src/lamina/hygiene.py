@@ -1,0 +1,59 @@
+"""Layer hygiene: what must never ship in a layer, checked on the layer bytes themselves.
+
+Apt lists, pip caches, logs and timestamp-based ``.pyc`` files make layers bigger, differ on
+every rebuild (so registries and CVMFS cannot deduplicate them) and leak build-time state.
+Each layer kind cleans up after itself; this check proves it on what was actually stored, and
+a build whose own layers carry such files fails with the first offending paths named.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+_FORBIDDEN = [
+    (re.compile(r"^var/lib/apt/lists/(?!lock$|partial/?$|auxfiles/?$).+"), "apt lists"),
+    (re.compile(r"^var/cache/apt/.+\.bin$"), "apt caches"),
+    (re.compile(r"^var/cache/apt/archives/.+\.deb$"), "downloaded .deb files"),
+    (re.compile(r"^(root|home/[^/]+)/\.cache/pip(/|$)"), "pip caches"),
+    (re.compile(r"^var/log/.+\.log$"), "log files"),
+    (re.compile(r"^var/log/apt/.+"), "log files"),
+    (re.compile(r"^tmp/.+"), "files in /tmp"),
+]
+PYC_FLAGS_OFFSET = 4  # PEP 552: magic (4 bytes), then a 32-bit flags field
+
+
+@dataclass(frozen=True)
+class Finding:
+    layer: str
+    path: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.layer}: /{self.path} ({self.problem})"
+
+
+def scan_layer(blob: Path, name: str) -> list[Finding]:
+    """Everything in one (gzip or plain) tar layer that should not be there."""
+    findings: list[Finding] = []
+    with blob.open("rb") as raw:
+        magic = raw.read(2)
+    opener = gzip.open if magic == b"\x1f\x8b" else open
+    with opener(blob, "rb") as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            path = member.name.lstrip("./")
+            for pattern, problem in _FORBIDDEN:
+                if pattern.search(path):
+                    findings.append(Finding(name, path, problem))
+                    break
+            else:
+                if member.isfile() and path.endswith(".pyc"):
+                    handle = tar.extractfile(member)
+                    head = handle.read(8) if handle else b""
+                    flags = int.from_bytes(head[PYC_FLAGS_OFFSET:8], "little")
+                    if len(head) == 8 and not flags & 1:
+                        findings.append(Finding(name, path, "timestamp-based .pyc"))
+    return findings
