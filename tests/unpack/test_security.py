@@ -1,0 +1,133 @@
+"""Layers that try to write outside the image root are refused, and nothing outside changes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.core.conftest import CliResult
+from tests.unpack.oci import Entry, d, f, gz, hard, single, sym, tar_bytes
+
+Lamina = Callable[..., CliResult]
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, bytes | str]]:
+    """Every path under ``root`` with its type and content (or link target)."""
+    out: dict[str, tuple[int, bytes | str]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath, name)
+            st = os.lstat(path)
+            if path.is_symlink():
+                out[str(path)] = (st.st_mode, os.readlink(path))
+            elif path.is_file():
+                out[str(path)] = (st.st_mode, path.read_bytes())
+            else:
+                out[str(path)] = (st.st_mode, b"")
+    return out
+
+
+@pytest.fixture
+def sentinel(tmp_path: Path) -> Path:
+    """A directory beside the output that no layer may touch."""
+    root = tmp_path / "sentinel"
+    root.mkdir()
+    (root / "target").write_text("precious\n")
+    return root
+
+
+def refused(lamina: Lamina, tmp_path: Path, sentinel: Path, layers: list[bytes],
+            entry: str) -> str:
+    layout = tmp_path / "layout"
+    single(layout, layers)
+    before = snapshot(sentinel)
+    out = tmp_path / "out"
+    result = lamina("unpack", f"oci:{layout}:test", str(out))
+    assert result.code == 1, result.out
+    assert snapshot(sentinel) == before, "something outside the image root changed"
+    assert "Traceback" not in result.err and len(result.err.strip().splitlines()) == 1
+    digest = "sha256:" + hashlib.sha256(layers[-1]).hexdigest()  # the offending layer
+    assert digest in result.err, result.err
+    assert repr(entry) in result.err, result.err
+    assert not list(out.glob(".flat/*/*")), "a refused unpack leaves no flat behind"
+    assert not list(out.glob("localhost/*")), "no public symlink for a refused image"
+    return result.err
+
+
+def test_absolute_names_are_refused(lamina: Lamina, tmp_path: Path, sentinel: Path) -> None:
+    name = str(sentinel / "absolute")
+    err = refused(lamina, tmp_path, sentinel, [gz(tar_bytes([f("ok"), f(name, "x")]))], name)
+    assert "absolute path" in err
+    assert not (sentinel / "absolute").exists()
+
+
+def test_dotdot_names_are_refused(lamina: Lamina, tmp_path: Path, sentinel: Path) -> None:
+    # from out/.flat/cc/<c>/ four levels up is tmp_path
+    name = "../../../../sentinel/escaped"
+    err = refused(lamina, tmp_path, sentinel, [gz(tar_bytes([f(name, "x")]))], name)
+    assert "'..' component" in err
+
+
+def test_writing_through_a_symlink_is_refused(lamina: Lamina, tmp_path: Path,
+                                              sentinel: Path) -> None:
+    layer = gz(tar_bytes([sym("evil", str(sentinel)), f("evil/file", "x")]))
+    err = refused(lamina, tmp_path, sentinel, [layer], "evil/file")
+    assert "parent 'evil' is a symlink" in err
+
+
+def test_writing_through_a_relative_symlink_of_a_lower_layer_is_refused(
+        lamina: Lamina, tmp_path: Path, sentinel: Path) -> None:
+    lower = gz(tar_bytes([d("a"), sym("a/up", "../../../../../sentinel")]))
+    upper = gz(tar_bytes([f("a/up/target", "overwritten")]))
+    refused(lamina, tmp_path, sentinel, [lower, upper], "a/up/target")
+
+
+def test_hardlink_to_outside_is_refused(lamina: Lamina, tmp_path: Path, sentinel: Path) -> None:
+    layer = gz(tar_bytes([hard("link", "../../outside")]))
+    err = refused(lamina, tmp_path, sentinel, [layer], "../../outside")
+    assert "'..' component" in err
+
+
+def test_hardlink_through_a_symlink_is_refused(lamina: Lamina, tmp_path: Path,
+                                               sentinel: Path) -> None:
+    layer = gz(tar_bytes([sym("evil", str(sentinel)), hard("stolen", "evil/target")]))
+    refused(lamina, tmp_path, sentinel, [layer], "stolen -> evil/target")
+
+
+def test_a_file_over_a_symlink_replaces_the_symlink(lamina: Lamina, tmp_path: Path,
+                                                    sentinel: Path) -> None:
+    """Not refused: the layer replaces the link itself, and the outside file is untouched."""
+    lower = gz(tar_bytes([sym("victim", str(sentinel / "target")),
+                          sym("dir", str(sentinel))]))
+    upper = gz(tar_bytes([f("victim", "mine"), d("dir"), f("dir/target", "mine too"),
+                          hard("linked", "victim")]))
+    layout = tmp_path / "layout"
+    single(layout, [lower, upper])
+    before = snapshot(sentinel)
+    result = lamina("unpack", f"oci:{layout}:test", str(tmp_path / "out"))
+    assert result.code == 0, result.err
+    assert snapshot(sentinel) == before
+    flat = tmp_path / "out/localhost/test:latest"
+    assert not (flat / "victim").is_symlink() and (flat / "victim").read_text() == "mine"
+    assert (flat / "dir/target").read_text() == "mine too"
+
+
+def test_whiteouts_never_reach_outside(lamina: Lamina, tmp_path: Path, sentinel: Path) -> None:
+    lower = gz(tar_bytes([sym("evil", str(sentinel))]))
+    upper = gz(tar_bytes([f("evil/.wh.target"), Entry("evil/.wh..wh..opq")]))
+    layout = tmp_path / "layout"
+    single(layout, [lower, upper])
+    before = snapshot(sentinel)
+    result = lamina("unpack", f"oci:{layout}:test", str(tmp_path / "out"))
+    assert snapshot(sentinel) == before
+    assert result.code == 0, result.err  # whiteouts below a symlink hide nothing: no-op
+
+
+def test_whiteout_of_dotdot_is_refused(lamina: Lamina, tmp_path: Path, sentinel: Path) -> None:
+    layer = gz(tar_bytes([d("a"), f("a/.wh..."), f("ok")]))
+    err = refused(lamina, tmp_path, sentinel, [layer], "a/.wh...")
+    assert "names '..'" in err
