@@ -131,3 +131,15 @@ def test_whiteout_of_dotdot_is_refused(lamina: Lamina, tmp_path: Path, sentinel:
     layer = gz(tar_bytes([d("a"), f("a/.wh..."), f("ok")]))
     err = refused(lamina, tmp_path, sentinel, [layer], "a/.wh...")
     assert "names '..'" in err
+
+
+def test_nul_bytes_and_absurd_times_give_a_clear_error_or_are_tolerated(
+        lamina: Lamina, tmp_path: Path, sentinel: Path) -> None:
+    far = Entry("far-future", "file", b"t", 0o644, mtime=10**13)
+    layout = tmp_path / "ok-layout"
+    single(layout, [gz(tar_bytes([far]))])
+    assert lamina("unpack", f"oci:{layout}:test", str(tmp_path / "ok")).code == 0
+
+    name = "a\x00b" + "c" * 120  # long enough for a PAX path record, which keeps the NUL
+    err = refused(lamina, tmp_path, sentinel, [gz(tar_bytes([f(name, "x")]))], name)
+    assert "NUL byte" in err

@@ -104,6 +104,8 @@ def short(digest: str) -> str:
 
 def normalise(name: str, digest: str, what: str = "entry") -> list[str]:
     """Entry name → path components below the root; refuse absolute names and ``..``."""
+    if "\x00" in name:
+        raise LayerError(f"layer {digest}: {what} {name!r} contains a NUL byte")
     if name.startswith("/"):
         raise UnsafeEntryError(f"layer {digest}: {what} {name!r} is an absolute path; "
                                "refusing to unpack a layer that writes outside the image root")
@@ -246,7 +248,7 @@ class RootFS:
                 continue
             try:
                 os.chmod(fd, stat.S_IMODE(mode))
-                os.utime(fd, (mtime, mtime))
+                set_mtime(fd, mtime)
             finally:
                 os.close(fd)
         self.forget()
@@ -321,9 +323,20 @@ def _write_file(rootfs: RootFS, pfd: int, comp: str, member: tarfile.TarInfo,
             while chunk := source.read(CHUNK):
                 os.write(fd, chunk)
         os.chmod(fd, stat.S_IMODE(member.mode))
-        os.utime(fd, (member.mtime, member.mtime))
+        set_mtime(fd, member.mtime)
     finally:
         os.close(fd)
+
+
+def set_mtime(target: int | str, mtime: float, dir_fd: int | None = None) -> None:
+    """Best effort: a time the filesystem cannot store is not worth failing an unpack."""
+    try:
+        if dir_fd is None:
+            os.utime(target, (mtime, mtime))
+        else:
+            os.utime(target, (mtime, mtime), dir_fd=dir_fd, follow_symlinks=False)
+    except (OverflowError, ValueError, OSError):
+        pass
 
 
 def _extract(rootfs: RootFS, tar: tarfile.TarFile, digest: str, stats: LayerStats) -> None:
@@ -369,8 +382,11 @@ def _extract(rootfs: RootFS, tar: tarfile.TarFile, digest: str, stats: LayerStat
                     stats.setid_files += 1
                     stats.note("setid_files", member.name)
             elif member.issym():
+                if "\x00" in member.linkname:
+                    raise LayerError(f"layer {digest}: symlink {member.name!r} target contains "
+                                     "a NUL byte")
                 os.symlink(member.linkname, comp, dir_fd=pfd)
-                os.utime(comp, (member.mtime, member.mtime), dir_fd=pfd, follow_symlinks=False)
+                set_mtime(comp, member.mtime, dir_fd=pfd)
                 stats.symlinks += 1
             elif member.islnk():
                 _hardlink(rootfs, pfd, comp, member, link_parts, digest, stats)
