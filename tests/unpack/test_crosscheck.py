@@ -4,6 +4,7 @@ unpacker's additions, and ``lamina exec`` runs in it with the image's ENV."""
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 from collections.abc import Callable
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from lamina.cli import main
 from lamina.unpack.singularity import FHS_DIRS, SYMLINKS
-from tests.core.conftest import CliResult, require_tool
+from tests.core.conftest import TREES, CliResult, require_tool
 
 Lamina = Callable[..., CliResult]
 
@@ -40,11 +42,6 @@ def tree_entries(root: Path) -> dict[str, tuple[str, int, bytes | str]]:
 def built_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny tree, built once for this module."""
     require_tool("buildah")
-    import shutil
-
-    from lamina.cli import main
-    from tests.core.conftest import TREES
-
     root = tmp_path_factory.mktemp("tiny") / "tiny"
     shutil.copytree(TREES / "tiny", root, symlinks=True,
                     ignore=shutil.ignore_patterns(".lamina"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,19 @@ from pathlib import Path
 import pytest
 
 from tests.core.conftest import CliResult
-from tests.unpack.oci import Entry, d, f, gz, hard, single, sym, tar_bytes
+from tests.unpack.oci import (
+    INDEX,
+    MANIFEST,
+    Entry,
+    Layout,
+    d,
+    f,
+    gz,
+    hard,
+    single,
+    sym,
+    tar_bytes,
+)
 
 Lamina = Callable[..., CliResult]
 
@@ -143,3 +156,29 @@ def test_nul_bytes_and_absurd_times_give_a_clear_error_or_are_tolerated(
     name = "a\x00b" + "c" * 120  # long enough for a PAX path record, which keeps the NUL
     err = refused(lamina, tmp_path, sentinel, [gz(tar_bytes([f(name, "x")]))], name)
     assert "NUL byte" in err
+
+
+def test_hostile_digests_and_architectures_never_become_paths(
+        lamina: Lamina, tmp_path: Path, sentinel: Path) -> None:
+    """Image documents name directories (.flat/<cc>/<config hex>, .multiarch/<arch>): a
+    config digest or architecture that is not a plain name is refused."""
+    layout = Layout(tmp_path / "layout")
+    good_layer = gz(tar_bytes([f("x", "x")]))
+    manifest = {"schemaVersion": 2, "mediaType": MANIFEST,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                           "digest": "sha256:../../../../sentinel", "size": 2},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                            "digest": layout.blob(good_layer), "size": len(good_layer)}]}
+    raw = json.dumps(manifest).encode()
+    layout.tag("bad-config", layout.blob(raw), len(raw))
+    digest, size, _ = layout.image([good_layer], arch="../../../../sentinel")
+    index, isize = layout.index([(digest, size, {"os": "linux",
+                                                 "architecture": "../../../sentinel"})])
+    layout.tag("bad-arch", index, isize, INDEX)
+    before = snapshot(sentinel)
+    for ref, what in (("bad-config", "invalid digest"), ("bad-arch", "invalid architecture")):
+        result = lamina("unpack", f"oci:{layout.root}:{ref}", str(tmp_path / "out"))
+        assert result.code == 1, result.out
+        assert what in result.err and "Traceback" not in result.err
+    assert snapshot(sentinel) == before
+    assert not list((tmp_path / "out").glob(".flat/*/*"))

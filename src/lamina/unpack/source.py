@@ -39,6 +39,28 @@ REPO_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
                      r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+ANY_DIGEST_RE = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$")
+ARCH_RE = re.compile(r"^[a-z0-9_]{1,32}$")
+
+
+def checked_digest(value: object, where: Path) -> str:
+    """A digest from an image document, which is data from the network: it names files and
+    directories (``blobs/…``, ``.flat/<cc>/<hex>``), so anything but a plain digest is refused
+    before it reaches a path."""
+    if not isinstance(value, str) or not ANY_DIGEST_RE.match(value):
+        raise ToolError(f"{where}: invalid digest {value!r} in an image document")
+    return value
+
+
+def arch_dir(arch: object, variant: object, where: Path) -> tuple[str, str]:
+    """``(arch, arch[:variant])``; the names become ``.multiarch/<dir>``, so they are checked."""
+    if not isinstance(arch, str) or not ARCH_RE.match(arch):
+        raise ToolError(f"{where}: invalid architecture {arch!r} in an image document")
+    if variant in (None, ""):
+        return arch, arch
+    if not isinstance(variant, str) or not ARCH_RE.match(variant):
+        raise ToolError(f"{where}: invalid variant {variant!r} in an image document")
+    return arch, f"{arch}:{variant}"
 
 
 @dataclass(frozen=True)
@@ -135,8 +157,7 @@ class Source:
     multi: bool  # came from an index (or several store architectures)
 
     def blob(self, digest: str) -> Path:
-        algo, _, hexpart = digest.partition(":")
-        return self.layout / "blobs" / algo / hexpart
+        return _blob(self.layout, digest)
 
     def read_json(self, digest: str) -> dict[str, Any]:
         try:
@@ -156,8 +177,8 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _blob(layout: Path, digest: str) -> Path:
-    algo, _, hexpart = digest.partition(":")
+def _blob(layout: Path, digest: object) -> Path:
+    algo, _, hexpart = checked_digest(digest, layout).partition(":")
     return layout / "blobs" / algo / hexpart
 
 
@@ -170,19 +191,31 @@ def _platform_images(layout: Path, desc: dict[str, Any], arch_default: str = "am
         out = []
         for entry in raw.get("manifests") or []:
             plat = entry.get("platform") or {}
-            arch = plat.get("architecture") or "unknown"
-            if arch == "unknown" or not _blob(layout, entry["digest"]).exists():
+            if (plat.get("architecture") or "unknown") == "unknown" \
+                    or not _blob(layout, entry.get("digest")).exists():
                 continue  # attestations; entries the copy did not bring
-            variant = plat.get("variant")
+            arch, name = arch_dir(plat.get("architecture"), plat.get("variant"), layout)
             child = _read_json(_blob(layout, entry["digest"]))
-            out.append(PlatformImage(f"{arch}:{variant}" if variant else arch, arch,
-                                     entry["digest"], child))
+            _check_manifest(child, layout)
+            out.append(PlatformImage(name, arch, entry["digest"], child))
         return out, True
+    _check_manifest(raw, layout)
     config = _read_json(_blob(layout, raw["config"]["digest"]))
-    arch = str(config.get("architecture") or arch_default)
-    variant = config.get("variant")
-    return [PlatformImage(f"{arch}:{variant}" if variant else arch, arch, desc["digest"],
-                          raw)], False
+    arch, name = arch_dir(config.get("architecture") or arch_default, config.get("variant"),
+                          layout)
+    return [PlatformImage(name, arch, desc["digest"], raw)], False
+
+
+def _check_manifest(manifest: dict[str, Any], where: Path) -> None:
+    config = manifest.get("config")
+    if not isinstance(config, dict):
+        raise ToolError(f"{where}: a manifest without a config descriptor")
+    checked_digest(config.get("digest"), where)
+    layers = manifest.get("layers") or []
+    if not isinstance(layers, list) or not all(isinstance(d, dict) for d in layers):
+        raise ToolError(f"{where}: a manifest with malformed layers")
+    for desc in layers:
+        checked_digest(desc.get("digest"), where)
 
 
 def _select(images: list[PlatformImage], platform: str | None, what: str
@@ -205,7 +238,7 @@ def _select(images: list[PlatformImage], platform: str | None, what: str
 def from_layout(layout: Path, ref: str | None, platform: str | None,
                 name: PublicName) -> Source:
     index = _read_json(layout / "index.json")
-    descs = index.get("manifests") or []
+    descs = [d for d in index.get("manifests") or [] if isinstance(d, dict)]
     if ref:
         descs = [d for d in descs if (d.get("annotations") or {}).get(REF_ANNOTATION) == ref]
         if not descs:
