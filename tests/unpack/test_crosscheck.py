@@ -97,7 +97,7 @@ def test_exec_runs_in_the_unpacked_leaf_with_the_image_env(
 
     monkeypatch.setenv("HELLO_DIR", "/from/host")  # as with singularity, a host value wins
     assert lamina("exec", image, "--", "sh", "-c", "echo $HELLO_DIR").out == "/from/host\n"
-    clean = lamina("exec", "--cleanenv", image, "--", "sh", "-c", "echo $HELLO_DIR")
+    clean = lamina("exec", image, "--cleanenv", "--", "sh", "-c", "echo $HELLO_DIR")
     assert clean.out == "/opt/hello\n"
 
     assert lamina("exec", image, "--", "sh", "-c", "exit 7").code == 7

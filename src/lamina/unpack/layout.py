@@ -11,8 +11,9 @@
 For an index (or a store image with several architectures) every platform gets its flat and its
 ``.multiarch`` link, and the public path points at ``.multiarch/<uname -m>/…``: on CVMFS it is a
 variant symlink with ``$(CVMFS_ARCH)`` that only the client expands, so a plain link to this
-host's architecture stands in for it. With ``--platform`` on an index, the public path points
-straight at that platform's flat, as DUCC does for its default amd64 pick.
+host's architecture stands in for it. When one platform is unpacked from an index
+(``--platform``, or an index with one usable entry), the public path points straight at its flat,
+as DUCC does for its default amd64 pick.
 
 A flat is built in a temporary sibling directory and renamed into place, and its record in
 ``R/.lamina/flats`` is written last: a flat with a record is complete and is reused as is; a
