@@ -1,0 +1,208 @@
+"""The directory layout of ``unpacked.cern.ch``, reproduced under an output directory ``R``.
+
+::
+
+    R/.flat/<c0c1>/<c>/                     rootfs + /.singularity.d; c = config digest hex
+    R/<registry>/<repo>:<tag>            -> ../…/.flat/<c0c1>/<c>           (relative)
+    R/.multiarch/<arch>[:<variant>]/<registry>/<repo>:<tag> -> ../…/.flat/…  (index only)
+    R/.multiarch/{x86_64,aarch64,…}      -> <arch dir>                       (uname aliases)
+    R/.lamina/flats/<c>.json                lamina's record: config, layers, summary
+
+For an index (or a store image with several architectures) every platform gets its flat and its
+``.multiarch`` link, and the public path points at ``.multiarch/<uname -m>/…``: on CVMFS it is a
+variant symlink with ``$(CVMFS_ARCH)`` that only the client expands, so a plain link to this
+host's architecture stands in for it. When one platform is unpacked from an index
+(``--platform``, or an index with one usable entry), the public path points straight at its flat,
+as DUCC does for its default amd64 pick.
+
+A flat is built in a temporary sibling directory and renamed into place, and its record in
+``R/.lamina/flats`` is written last: a flat with a record is complete and is reused as is; a
+flat without one (a crash between the two steps) is rebuilt; a failed build leaves nothing.
+``.metadata`` and ``.layers`` (DUCC's change detection and raw layer trees) are not written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform as host_platform
+import shutil
+import stat
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lamina.errors import ToolError, UsageError
+from lamina.platforms import UNAME
+from lamina.unpack import singularity
+from lamina.unpack.layers import LayerStats, RootFS, apply_layers
+from lamina.unpack.source import PlatformImage, PublicName, Source
+
+FOREIGN_MARKERS = ("foreign", "nondistributable")
+# uname -m → OCI architecture, for the $(CVMFS_ARCH) aliases (cvmfs#4170)
+ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "i386": "386",
+           "armhf": "arm", "armel": "arm"}
+
+
+@dataclass
+class FlatResult:
+    arch_dir: str
+    config_digest: str
+    path: Path
+    reused: bool
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class UnpackResult:
+    public: str
+    public_path: Path
+    target: str
+    flats: list[FlatResult]
+
+
+def flat_path(out: Path, config_digest: str) -> Path:
+    hexpart = config_digest.partition(":")[2]
+    return out / ".flat" / hexpart[:2] / hexpart
+
+
+def record_path(out: Path, config_digest: str) -> Path:
+    return out / ".lamina" / "flats" / f"{config_digest.partition(':')[2]}.json"
+
+
+def read_record(flat: Path) -> dict[str, Any] | None:
+    """lamina's record of a flat directory (``R/.flat/cc/<c>``), if it has one."""
+    flat = flat.resolve()
+    if flat.parent.parent.name != ".flat":
+        return None
+    path = flat.parent.parent.parent / ".lamina" / "flats" / f"{flat.name}.json"
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return data
+
+
+def _force_rmtree(path: Path) -> None:
+    """Remove a tree even where the image left directories without u+w."""
+    def unlock(func: Any, name: str, _exc: Any) -> None:
+        parent = os.path.dirname(name)
+        os.chmod(parent, stat.S_IMODE(os.lstat(parent).st_mode) | 0o700)
+        if os.path.isdir(name) and not os.path.islink(name):
+            os.chmod(name, stat.S_IMODE(os.lstat(name).st_mode) | 0o700)
+        func(name)
+
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path, onerror=unlock)
+
+
+def _layers(source: Source, image: PlatformImage, stats: LayerStats
+            ) -> list[tuple[Path, str, str]]:
+    out = []
+    for desc in image.manifest.get("layers") or []:
+        media = str(desc.get("mediaType") or "")
+        blob = source.blob(desc["digest"])
+        if not blob.exists():
+            if any(m in media for m in FOREIGN_MARKERS):
+                stats.note("foreign_layers", desc["digest"])  # DUCC skips them too
+                continue
+            raise ToolError(f"layer {desc['digest']} is missing from {source.layout}")
+        out.append((blob, str(desc["digest"]), media))
+    return out
+
+
+def build_flat(out: Path, source: Source, image: PlatformImage) -> FlatResult:
+    config_digest = str(image.manifest["config"]["digest"])
+    final = flat_path(out, config_digest)
+    record = record_path(out, config_digest)
+    if final.is_dir() and not final.is_symlink() and record.is_file():
+        saved = json.loads(record.read_text())
+        return FlatResult(image.arch_dir, config_digest, final, True, saved.get("stats", {}))
+    config = source.read_json(config_digest)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name[:12]}-", dir=final.parent))
+    try:
+        os.chmod(tmp, 0o755)
+        stats = LayerStats()
+        layers = _layers(source, image, stats)
+        applied = apply_layers(tmp, layers,
+                               before_finish=lambda rootfs: _inject(rootfs, config))
+        applied.notes = {**stats.notes, **applied.notes}
+        if final.exists() or final.is_symlink():
+            _force_rmtree(final)  # a flat without a record is a leftover: rebuild it
+        os.rename(tmp, final)
+    except BaseException:
+        _force_rmtree(tmp)
+        raise
+    record.parent.mkdir(parents=True, exist_ok=True)
+    data = {"config_digest": config_digest, "manifest_digest": image.manifest_digest,
+            "platform": image.arch_dir, "config": config,
+            "layers": [d for _, d, _ in layers], "stats": applied.as_dict()}
+    tmp_record = record.with_suffix(".tmp")
+    tmp_record.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp_record, record)
+    return FlatResult(image.arch_dir, config_digest, final, False, applied.as_dict())
+
+
+def _inject(rootfs: RootFS, config: dict[str, Any]) -> None:
+    singularity.inject(rootfs, config)
+
+
+def relative_symlink(link: Path, target: Path) -> str:
+    """Point ``link`` at ``target`` with a relative path, replacing an older symlink; a real
+    file or directory at ``link`` is an error, as for DUCC."""
+    link.parent.mkdir(parents=True, exist_ok=True)
+    text = os.path.relpath(target, link.parent)
+    if link.exists() and not link.is_symlink():
+        raise UsageError(f"{link} exists and is not a symlink; not replacing it")
+    tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}")
+    if tmp.is_symlink():
+        tmp.unlink()
+    os.symlink(text, tmp)
+    os.replace(tmp, link)
+    return text
+
+
+def host_arch_dir() -> str:
+    machine = host_platform.machine()
+    return ALIASES.get(machine, machine)
+
+
+def _aliases(out: Path, arch_dirs: list[str]) -> None:
+    """``.multiarch/x86_64 -> amd64`` and friends, for the arch directories that exist."""
+    base = out / ".multiarch"
+    present = {d.name for d in base.iterdir() if d.is_dir() and not d.is_symlink()}
+    wanted = dict(ALIASES)
+    wanted.update({uname: arch for arch, uname in UNAME.items()})
+    wanted["arm64"] = "arm64:v8"
+    for alias, arch in wanted.items():
+        candidates = [arch] if arch in present else sorted(
+            p for p in present if p.split(":")[0] == arch)
+        if alias in present or not candidates or candidates[0] == alias:
+            continue
+        relative_symlink(base / alias, base / candidates[0])
+
+
+def unpack(source: Source, out: Path) -> UnpackResult:
+    """Build every chosen platform's flat and the links analysts use."""
+    out.mkdir(parents=True, exist_ok=True)
+    out = out.resolve()
+    name: PublicName = source.name
+    public = out / name.relpath
+    flats = [build_flat(out, source, image) for image in source.images]
+    if not source.multi:
+        target = relative_symlink(public, flats[0].path)
+        return UnpackResult(str(name), public, target, flats)
+    for flat in flats:
+        relative_symlink(out / ".multiarch" / flat.arch_dir / name.relpath, flat.path)
+    _aliases(out, [f.arch_dir for f in flats])
+    if len(flats) == 1:
+        target = relative_symlink(public, flats[0].path)
+    else:
+        machine = host_platform.machine()
+        chosen = machine if (out / ".multiarch" / machine).exists() else flats[0].arch_dir
+        target = relative_symlink(public, out / ".multiarch" / chosen / name.relpath)
+    return UnpackResult(str(name), public, target, flats)

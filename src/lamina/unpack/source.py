@@ -1,0 +1,296 @@
+"""Where ``lamina unpack`` takes an image from, and which manifests it unpacks.
+
+REF forms:
+
+* ``docker://host[:port]/repo[:tag][@sha256:…]`` or ``host[:port]/repo:tag`` (the first
+  component has a ``.`` or ``:`` or is ``localhost``): copied with ``skopeo copy --all`` into a
+  cache OCI layout at ``<store>/lamina/unpack-cache``, then read from there. The public path is
+  ``<host[:port]>/<repo>:<tag>`` (``:sha256:<hex>`` for a digest-only reference), as DUCC names
+  it; a reference with neither tag nor digest is refused, as DUCC panics on it.
+* ``oci:PATH[:REF]``: an OCI image layout anywhere; REF is its ref-name annotation (optional
+  when the layout holds one image). Public path ``localhost/<REF>:latest`` unless ``--name``.
+* ``IMAGE`` or ``IMAGE-ARCH``: an image of the local store (refs ``<image>-<arch>``). All
+  architectures present in the store count as one multi-arch image. Public path
+  ``localhost/lamina/<image>:latest`` unless ``--name``.
+
+Platform choice follows DUCC's multi-arch mode: index entries with architecture ``unknown``
+(BuildKit attestations) are dropped; ``--platform`` keeps one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lamina.errors import ToolError, UsageError
+from lamina.platforms import UNAME
+from lamina.procs import capture
+from lamina.registry_auth import authfile_for
+from lamina.store import REF_ANNOTATION, Store
+
+INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
+               "application/vnd.docker.distribution.manifest.list.v2+json")
+HOST_RE = re.compile(r"^(localhost|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+|\[[0-9a-fA-F:]+\]"
+                     r"|[A-Za-z0-9.-]+:[0-9]+|\[[0-9a-fA-F:]+\]:[0-9]+)$")
+REPO_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+                     r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+ANY_DIGEST_RE = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$")
+ARCH_RE = re.compile(r"^[a-z0-9_]{1,32}$")
+
+
+def checked_digest(value: object, where: Path) -> str:
+    """A digest from an image document, which is data from the network: it names files and
+    directories (``blobs/…``, ``.flat/<cc>/<hex>``), so anything but a plain digest is refused
+    before it reaches a path."""
+    if not isinstance(value, str) or not ANY_DIGEST_RE.match(value):
+        raise ToolError(f"{where}: invalid digest {value!r} in an image document")
+    return value
+
+
+def arch_dir(arch: object, variant: object, where: Path) -> tuple[str, str]:
+    """``(arch, arch[:variant])``; the names become ``.multiarch/<dir>``, so they are checked."""
+    if not isinstance(arch, str) or not ARCH_RE.match(arch):
+        raise ToolError(f"{where}: invalid architecture {arch!r} in an image document")
+    if variant in (None, ""):
+        return arch, arch
+    if not isinstance(variant, str) or not ARCH_RE.match(variant):
+        raise ToolError(f"{where}: invalid variant {variant!r} in an image document")
+    return arch, f"{arch}:{variant}"
+
+
+@dataclass(frozen=True)
+class PublicName:
+    """``<registry>/<repository>:<tag>``: the path analysts run on CVMFS."""
+
+    registry: str
+    repository: str
+    tag: str  # a tag, or sha256:<hex> for a digest-only reference
+
+    def __str__(self) -> str:
+        return f"{self.registry}/{self.repository}:{self.tag}"
+
+    @property
+    def relpath(self) -> Path:
+        return Path(self.registry, *self.repository.split("/")[:-1],
+                    f"{self.repository.split('/')[-1]}:{self.tag}")
+
+
+@dataclass(frozen=True)
+class RegistryRef:
+    registry: str
+    repository: str
+    tag: str | None
+    digest: str | None
+
+    @property
+    def transport(self) -> str:
+        text = f"docker://{self.registry}/{self.repository}"
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+    @property
+    def public(self) -> PublicName:
+        return PublicName(self.registry, self.repository, self.tag or str(self.digest))
+
+
+def parse_registry_ref(text: str) -> RegistryRef:
+    """DUCC's ``ParseImage`` rules: host literal, a tag or a digest required."""
+    body = text.removeprefix("docker://").removeprefix("https://")
+    if body.count("@") > 1:
+        raise UsageError(f"image reference {text!r} has more than one '@'")
+    body, _, digest = body.partition("@")
+    host, sep, rest = body.partition("/")
+    if not sep or not HOST_RE.match(host):
+        raise UsageError(f"image reference {text!r} does not start with a registry host")
+    repository, tag = rest, ""
+    if ":" in rest.rsplit("/", 1)[-1]:
+        repository, _, tag = rest.rpartition(":")
+    if not REPO_RE.match(repository):
+        raise UsageError(f"image reference {text!r}: {repository!r} is not a repository name")
+    if tag and not TAG_RE.match(tag):
+        raise UsageError(f"image reference {text!r}: {tag!r} is not a valid tag")
+    if digest and not DIGEST_RE.match(digest):
+        raise UsageError(f"image reference {text!r}: {digest!r} is not a sha256 digest")
+    if not tag and not digest:
+        raise UsageError(f"image reference {text!r} has neither a tag nor a digest "
+                         "(the unpacker refuses it too)")
+    return RegistryRef(host, repository, tag or None, digest or None)
+
+
+def parse_public_name(text: str) -> PublicName:
+    ref = parse_registry_ref(text)
+    if ref.tag is None:
+        raise UsageError(f"--name {text!r} needs a tag")
+    return ref.public
+
+
+def is_registry_ref(text: str) -> bool:
+    if text.startswith(("docker://", "https://")):
+        return True
+    first, sep, _ = text.partition("/")
+    return bool(sep) and ("." in first or ":" in first or first == "localhost")
+
+
+@dataclass(frozen=True)
+class PlatformImage:
+    """One manifest to unpack and its platform directory name (``arm64:v8``)."""
+
+    arch_dir: str
+    arch: str
+    manifest_digest: str
+    manifest: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Source:
+    layout: Path
+    name: PublicName
+    images: list[PlatformImage]
+    multi: bool  # came from an index (or several store architectures)
+
+    def blob(self, digest: str) -> Path:
+        return _blob(self.layout, digest)
+
+    def read_json(self, digest: str) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads(self.blob(digest).read_bytes())
+        except FileNotFoundError:
+            raise ToolError(f"blob {digest} is missing from {self.layout}") from None
+        return data
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise UsageError(f"{path} not found (not an OCI image layout?)") from None
+    except json.JSONDecodeError as exc:
+        raise ToolError(f"{path} is not valid JSON: {exc.msg}") from None
+    return data
+
+
+def _blob(layout: Path, digest: object) -> Path:
+    algo, _, hexpart = checked_digest(digest, layout).partition(":")
+    return layout / "blobs" / algo / hexpart
+
+
+def _platform_images(layout: Path, desc: dict[str, Any], arch_default: str = "amd64"
+                     ) -> tuple[list[PlatformImage], bool]:
+    """The manifests below descriptor ``desc``: itself, or an index's usable entries."""
+    raw = _read_json(_blob(layout, desc["digest"]))
+    media = raw.get("mediaType") or desc.get("mediaType") or ""
+    if media in INDEX_TYPES or "manifests" in raw:
+        out = []
+        for entry in raw.get("manifests") or []:
+            plat = entry.get("platform") or {}
+            if (plat.get("architecture") or "unknown") == "unknown" \
+                    or not _blob(layout, entry.get("digest")).exists():
+                continue  # attestations; entries the copy did not bring
+            arch, name = arch_dir(plat.get("architecture"), plat.get("variant"), layout)
+            child = _read_json(_blob(layout, entry["digest"]))
+            _check_manifest(child, layout)
+            out.append(PlatformImage(name, arch, entry["digest"], child))
+        return out, True
+    _check_manifest(raw, layout)
+    config = _read_json(_blob(layout, raw["config"]["digest"]))
+    arch, name = arch_dir(config.get("architecture") or arch_default, config.get("variant"),
+                          layout)
+    return [PlatformImage(name, arch, desc["digest"], raw)], False
+
+
+def _check_manifest(manifest: dict[str, Any], where: Path) -> None:
+    config = manifest.get("config")
+    if not isinstance(config, dict):
+        raise ToolError(f"{where}: a manifest without a config descriptor")
+    checked_digest(config.get("digest"), where)
+    layers = manifest.get("layers") or []
+    if not isinstance(layers, list) or not all(isinstance(d, dict) for d in layers):
+        raise ToolError(f"{where}: a manifest with malformed layers")
+    for desc in layers:
+        checked_digest(desc.get("digest"), where)
+
+
+def _select(images: list[PlatformImage], platform: str | None, what: str
+            ) -> list[PlatformImage]:
+    if not images:
+        raise UsageError(f"{what} has no image with a known architecture")
+    if platform is None:
+        return images
+    parts = platform.split("/")
+    arch = parts[1] if len(parts) > 1 else parts[0]
+    variant = parts[2] if len(parts) > 2 else None
+    chosen = [i for i in images if i.arch == arch
+              and (variant is None or i.arch_dir == f"{arch}:{variant}")]
+    if not chosen:
+        have = ", ".join(i.arch_dir for i in images)
+        raise UsageError(f"{what} has no {platform} image (it has: {have})")
+    return chosen[:1]
+
+
+def from_layout(layout: Path, ref: str | None, platform: str | None,
+                name: PublicName) -> Source:
+    index = _read_json(layout / "index.json")
+    descs = [d for d in index.get("manifests") or [] if isinstance(d, dict)]
+    if ref:
+        descs = [d for d in descs if (d.get("annotations") or {}).get(REF_ANNOTATION) == ref]
+        if not descs:
+            raise UsageError(f"no image {ref!r} in the OCI layout {layout}")
+    elif len(descs) != 1:
+        raise UsageError(f"the OCI layout {layout} holds {len(descs)} images: name one "
+                         "with oci:PATH:REF")
+    images, multi = _platform_images(layout, descs[-1])
+    chosen = _select(images, platform, f"oci:{layout}:{ref or ''}")
+    return Source(layout, name, chosen, multi)
+
+
+def from_store(store: Store, image: str, platform: str | None,
+               name: PublicName | None) -> Source:
+    refs = store.refs()
+    if image in refs:
+        base = image
+        for arch in UNAME:
+            if image.endswith(f"-{arch}"):
+                base = image[:-len(arch) - 1]
+        public = name or PublicName("localhost", f"lamina/{base}", "latest")
+        return from_layout(store.root, image, platform, public)
+    found = [(arch, f"{image}-{arch}") for arch in UNAME if f"{image}-{arch}" in refs]
+    if not found:
+        raise UsageError(f"no image {image!r} in the store {store.root} (build it first, or "
+                         "give oci:PATH:REF or a registry reference)")
+    public = name or PublicName("localhost", f"lamina/{image}", "latest")
+    images: list[PlatformImage] = []
+    for _, ref in found:
+        sub = from_layout(store.root, ref, None, public)
+        images.extend(sub.images)
+    chosen = _select(images, platform, f"store image {image}")
+    return Source(store.root, public, chosen, len(found) > 1)
+
+
+def cache_ref(ref: RegistryRef) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", ref.transport.removeprefix("docker://"))
+
+
+def from_registry(store: Store, text: str, platform: str | None, name: PublicName | None,
+                  *, tls_verify: bool, cert_dir: Path | None, authfile: Path | None) -> Source:
+    """Copy the reference (every platform) into the cache layout with skopeo, then read it."""
+    ref = parse_registry_ref(text)
+    cache = Store(store.root / "lamina" / "unpack-cache")
+    local = cache_ref(ref)
+    with authfile_for(ref.registry, authfile) as auth, cache.locked():
+        cmd = ["skopeo", "copy", "--all", "--quiet",
+               f"--src-tls-verify={'true' if tls_verify else 'false'}"]
+        if cert_dir is not None:
+            cmd += ["--src-cert-dir", str(cert_dir)]
+        if auth is not None:
+            cmd += ["--src-authfile", str(auth)]
+        cmd += [ref.transport, cache.transport(local)]
+        capture(cmd, what=f"copying {ref.transport}")
+    return from_layout(cache.root, local, platform, name or ref.public)
