@@ -71,7 +71,7 @@ class RootfsRequest:
     @property
     def cache_key(self) -> str:
         return sha256_data({"m": self.method, "o": self.options, "p": self.platform.name,
-                            "v": 1})
+                            "v": 2})  # 2: byte code compiled hash-based (SOURCE_DATE_EPOCH)
 
 
 def _run(mounts: list[str], script: str) -> str:

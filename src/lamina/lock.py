@@ -70,8 +70,14 @@ def no_wheel_reason(lock_text: str) -> str | None:
     return None
 
 
+def _pins(lock: Path) -> list[str]:
+    return [line.split()[0] for line in lock.read_text().splitlines()
+            if "==" in line and not line.startswith("#")]
+
+
 def _pip_resolve(requirements: list[str], platform: Platform, python: str, glibc: str,
-                 ca_bundle: Path | None, no_deps: bool = False, timeout: int = 180
+                 ca_bundle: Path | None, no_deps: bool = False, timeout: int = 180,
+                 constraints: list[str] | None = None
                  ) -> tuple[dict[str, object] | None, str]:
     with tempfile.TemporaryDirectory(prefix="lamina-lock-") as tmp:
         req = Path(tmp) / "requirements.in"
@@ -83,6 +89,9 @@ def _pip_resolve(requirements: list[str], platform: Platform, python: str, glibc
                "--target", str(Path(tmp) / "target"), "-r", str(req)]
         if no_deps:
             cmd.append("--no-deps")
+        if constraints:
+            (Path(tmp) / "below.txt").write_text("\n".join(constraints) + "\n")
+            cmd += ["-c", str(Path(tmp) / "below.txt")]
         for tag in platform_tags(platform, glibc):
             cmd += ["--platform", tag]
         if ca_bundle is not None:
@@ -119,7 +128,7 @@ def _lock_lines(report: dict[str, object]) -> list[str]:
 
 
 def lock_layer(layer: Layer, platform: Platform, ca_bundle: Path | None,
-               reference: Path | None = None) -> LockResult:
+               reference: Path | None = None, below: list[Path] | None = None) -> LockResult:
     """Lock ``layer`` for ``platform``; ``reference`` is the same layer's lock for another
     platform, whose pinned closure tells quickly which distributions lack a wheel here."""
     spec = layer.spec
@@ -137,7 +146,9 @@ def lock_layer(layer: Layer, platform: Platform, ca_bundle: Path | None,
     if not wanted:
         text = header
     else:
-        report, error = _pip_resolve(wanted, platform, python, glibc, ca_bundle)
+        pins = [pin for path in below or [] for pin in _pins(path)]
+        report, error = _pip_resolve(wanted, platform, python, glibc, ca_bundle,
+                                     constraints=pins)
         if report is not None:
             lines = _lock_lines(report)
             result.packages = len(lines)
@@ -163,8 +174,7 @@ def _missing_from_reference(reference: Path, platform: Platform, python: str, gl
                             ca_bundle: Path | None) -> list[str]:
     """Pinned distributions of another platform's lock that have no wheel here: each checked
     alone, without dependencies, so no backtracking and a precise list."""
-    pins = [line.split()[0] for line in reference.read_text().splitlines()
-            if "==" in line and not line.startswith("#")]
+    pins = _pins(reference)
 
     def probe(pin: str) -> str | None:
         report, _ = _pip_resolve([pin], platform, python, glibc, ca_bundle, no_deps=True,

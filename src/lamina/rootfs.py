@@ -84,7 +84,7 @@ def prepare(request: RootfsRequest, cache_dir: Path, epoch: int, log: Path) -> P
         root = Path(tmp) / "root"
         root.mkdir()
         if request.method == "debootstrap":
-            _debootstrap(request, root, Path(tmp), log)
+            _debootstrap(request, root, Path(tmp), log, epoch)
         else:
             _debs(request, root, Path(tmp), log)
         _scrub(root)
@@ -92,7 +92,10 @@ def prepare(request: RootfsRequest, cache_dir: Path, epoch: int, log: Path) -> P
     return out
 
 
-def _debootstrap(request: RootfsRequest, root: Path, work: Path, log: Path) -> None:
+def _debootstrap(request: RootfsRequest, root: Path, work: Path, log: Path, epoch: int) -> None:
+    # With SOURCE_DATE_EPOCH set, the packages' own byte-compilation (py3compile) writes
+    # hash-based .pyc files, which the layer hygiene check requires.
+    env = {"SOURCE_DATE_EPOCH": str(epoch)}
     if shutil.which("debootstrap") is None:
         raise ToolError("debootstrap not found (run scripts/setup or apt-get install "
                         "debootstrap)")
@@ -108,12 +111,12 @@ def _debootstrap(request: RootfsRequest, root: Path, work: Path, log: Path) -> N
     if foreign:
         cmd.append("--foreign")
     cmd += [opts["suite"], str(root), opts.get("mirror", DEFAULT_MIRROR)]
-    run_logged(cmd, log, what=f"debootstrap {opts['suite']} for {platform}")
+    run_logged(cmd, log, what=f"debootstrap {opts['suite']} for {platform}", env=env)
     if foreign:
         # Second stage runs the target's binaries; binfmt_misc with qemu-user (flag F)
         # makes that work inside the chroot.
         run_logged(["chroot", str(root), "/debootstrap/debootstrap", "--second-stage"], log,
-                   what=f"debootstrap second stage for {platform} (qemu)")
+                   what=f"debootstrap second stage for {platform} (qemu)", env=env)
     apt_conf = root / "etc/apt/apt.conf.d/99lamina-no-cache"
     apt_conf.write_text('Acquire::Languages "none";\n')
 

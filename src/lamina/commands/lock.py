@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rich.table import Table
 
@@ -10,6 +11,7 @@ from lamina.commands._common import console, load, platforms_arg, print_json
 from lamina.errors import UsageError
 from lamina.lock import LockResult, lock_layer
 from lamina.platforms import Platform
+from lamina.recipe import Recipe
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,6 +27,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="CA bundle for reaching the package index (env LAMINA_CA_BUNDLE)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(handler=run)
+
+
+def below(recipe: Recipe, layer_name: str, platform: Platform) -> list[Path]:
+    """Lock files of the pip layers under ``layer_name`` in every image using it: a child
+    layer is resolved against what its parents already installed, so it never reinstalls
+    a parent's package at another version."""
+    out: list[Path] = []
+    for image in recipe.images.values():
+        names = [layer.name for layer in image.layers]
+        if layer_name not in names:
+            continue
+        lower = [layer for parent in reversed(recipe.ancestors(image.name))
+                 for layer in recipe.images[parent].layers]
+        lower += image.layers[:names.index(layer_name)]
+        for layer in lower:
+            if layer.kind != "pip":
+                continue
+            path = layer.path(str(layer.spec["lock"]).replace("{arch}", platform.arch))
+            if path.is_file() and path not in out:
+                out.append(path)
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
                 continue
             if not args.json:
                 out.print(f"[dim]locking {name} for {platform}...[/]")
-            result = lock_layer(lockable[name], platform, settings.ca_bundle, reference)
+            result = lock_layer(lockable[name], platform, settings.ca_bundle, reference,
+                                below(recipe, name, platform))
             if result.ok and reference is None:
                 reference = result.path
             results.append(result)

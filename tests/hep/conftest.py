@@ -1,0 +1,3 @@
+from tests.core.conftest import lamina, tree
+
+__all__ = ["lamina", "tree"]
