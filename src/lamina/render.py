@@ -18,7 +18,7 @@ from lamina.layerkinds import RenderedLayer, RootfsRequest, render_layer
 from lamina.platforms import Platform
 from lamina.recipe import Image, Recipe
 
-KEY_FORMAT = 1
+KEY_FORMAT = 2  # 2: apt layers recompile Debian's timestamped .pyc hash-based
 KEY_LABEL = "dev.lamina.key"
 IMAGE_LABEL = "dev.lamina.image"
 

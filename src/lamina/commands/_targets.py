@@ -12,8 +12,9 @@ from rich.table import Table
 
 from lamina.commands._common import console, print_json
 from lamina.errors import UsageError
-from lamina.publish import ImagePublication, Target
+from lamina.publish import ImagePublication
 from lamina.recipe import Recipe
+from lamina.target import Target
 
 
 def add_target_options(parser: argparse.ArgumentParser) -> None:
@@ -72,12 +73,16 @@ def print_publications(results: list[tuple[str, ImagePublication | None, str]],
             table.add_row(tag.reference, tag.digest[:19], "yes" if tag.uploaded else
                           "already there")
     console().print(table)
+    retries = sum(pub.retries for _, pub, _ in results if pub)
+    sent = sum(pub.bytes_uploaded for _, pub, _ in results if pub)
+    console().print(f"uploaded {sent} bytes; {retries} request(s) retried after transient "
+                    "registry errors")
 
 
 def publications_json(results: list[tuple[str, ImagePublication | None, str]]
                       ) -> list[dict[str, object]]:
     return [{"registry": reg, "error": err, **({
         "image": pub.image, "index_digest": pub.index_digest, "platforms": pub.platforms,
-        "size": pub.size,
+        "size": pub.size, "bytes_uploaded": pub.bytes_uploaded, "retries": pub.retries,
         "tags": [{"reference": t.reference, "digest": t.digest, "uploaded": t.uploaded}
                  for t in pub.tags]} if pub else {})} for reg, pub, err in results]
