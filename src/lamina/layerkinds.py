@@ -8,6 +8,7 @@ from the build context rather than copied, so they never become a layer of their
 
 from __future__ import annotations
 
+import base64
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,8 +60,10 @@ _REHASH_PY = (
     "invalidation_mode=c.PycInvalidationMode.CHECKED_HASH)\n"
     "        else: os.remove(p)\n"
 )
-PYC_REHASH = ("if command -v python3 >/dev/null 2>&1; then python3 -c "
-              f"{shlex.quote(_REHASH_PY)}; fi")
+# base64, so the program stays on the RUN instruction's one line and needs no quoting
+PYC_REHASH = ("if command -v python3 >/dev/null 2>&1; then python3 -c \"import base64; "
+              f"exec(base64.b64decode('{base64.b64encode(_REHASH_PY.encode()).decode()}'))\"; "
+              "fi")
 
 
 @dataclass

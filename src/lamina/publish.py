@@ -47,6 +47,7 @@ class ImagePublication:
     tags: list[PushedTag] = field(default_factory=list)
     platforms: list[str] = field(default_factory=list)
     size: int = 0
+    reports: dict[str, str] = field(default_factory=dict)  # arch → attached report digest
     retries: int = 0  # requests that had to be repeated (502/503/504, dropped connections)
     bytes_uploaded: int = 0
 
@@ -165,6 +166,60 @@ def _mount_source(recipe: Recipe, image: str, target: Target) -> str | None:
     return target.repository(parent) if parent else None
 
 
+REPORT_TYPES = {
+    "manifest.json": "application/vnd.dev.lamina.packages.v1+json",
+    "manifest.md": "text/markdown",
+    "cdx.json": "application/vnd.cyclonedx+json",
+}
+REPORT_ARTIFACT = "application/vnd.dev.lamina.report.v1"
+EMPTY_CONFIG = b"{}"
+
+
+def attach_reports(client: RegistryClient, store: Store, entry: PlanEntry, target: Target,
+                   subject_digest: str, subject_size: int) -> str | None:
+    """Attach the package manifest (JSON, Markdown) and CycloneDX SBOM to a published image.
+
+    An OCI 1.1 artifact whose ``subject`` is the image; tagged with the referrers tag schema
+    (``sha256-<hex>``) as well, because registries older than OCI 1.1 (distribution 2.8)
+    have no referrers API and that tag is how clients find it there. Returns its digest.
+    """
+    base = store.root / "lamina" / entry.image
+    files = [(base / f"{entry.platform.arch}.{suffix}", media_type)
+             for suffix, media_type in REPORT_TYPES.items()]
+    files = [(path, media_type) for path, media_type in files if path.is_file()]
+    if not files:
+        return None
+    repo = target.path(target.repository(entry.image))
+    layers = []
+    for path, media_type in files:
+        data = path.read_bytes()
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        client.push_blob(repo, digest, path)
+        layers.append({"mediaType": media_type, "digest": digest, "size": len(data),
+                       "annotations": {"org.opencontainers.image.title": path.name}})
+    empty = "sha256:" + hashlib.sha256(EMPTY_CONFIG).hexdigest()
+    empty_path = store.blob_path(empty)
+    if not empty_path.exists():
+        empty_path.parent.mkdir(parents=True, exist_ok=True)
+        empty_path.write_bytes(EMPTY_CONFIG)
+    client.push_blob(repo, empty, empty_path)
+    artifact = {
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": REPORT_ARTIFACT,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty,
+                   "size": len(EMPTY_CONFIG)},
+        "layers": layers,
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": subject_digest, "size": subject_size},
+    }
+    raw = json.dumps(artifact, separators=(",", ":"), sort_keys=True).encode()
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    tag = subject_digest.replace(":", "-")
+    if client.manifest_digest(repo, tag) != digest:
+        client.push_manifest(repo, tag, raw, "application/vnd.oci.image.manifest.v1+json")
+    return digest
+
+
 def push_key_tag(store: Store, entry: PlanEntry, target: Target,
                  build_digest: str | None = None, client: RegistryClient | None = None,
                  mount_from: str | None = None) -> str:
@@ -234,6 +289,9 @@ def publish_image(recipe: Recipe, store: Store, image: str, entries: list[PlanEn
             result.tags.append(PushedTag(reference, digest, uploaded))
         bases[(image, entry.platform.arch)] = (f"{repo}:{tags[0]}-{entry.platform.arch}",
                                                digest)
+        reports = attach_reports(client, store, entry, target, digest, size)
+        if reports:
+            result.reports[entry.platform.arch] = reports
         record = store.read_record(image, entry.platform.arch)
         result.size += int(record.get("size", 0))
     # 2. the index last, so <tag> never names a child that is not there yet

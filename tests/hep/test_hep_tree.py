@@ -173,3 +173,33 @@ def test_an_unclean_layer_fails_the_build(tree: Callable[[str], Path],
     leaf = next(r for r in result.json() if r["image"] == "leaf")  # type: ignore[attr-defined]
     assert leaf["outcome"] == "failed"
     assert "layer hygiene: hello-script: /var/log/build.log (log files)" in leaf["error"]
+
+
+def test_arm64_os_base_plus_a_pip_layer_runs_under_qemu(tmp_path: Path) -> None:
+    """The shipped os-base for arm64 (debootstrap's second stage under qemu) and, on top,
+    Python from Debian plus one hashed pip layer of the shipped tree (analysis-deps)."""
+    require_tool("buildah")
+    if not Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists():
+        pytest.fail("qemu-aarch64 binfmt is not registered; run scripts/setup")
+    root = tmp_path / "tree"
+    (root / "images").mkdir(parents=True)
+    shutil.copytree(REPO / "layers", root / "layers")
+    shutil.copytree(REPO / "images/os-base", root / "images/os-base")
+    (root / "recipe.yaml").write_text(
+        "name: arm64-check\nplatforms: [linux/arm64]\nsource_date_epoch: 1700000000\n")
+    (root / "images/py-tools").mkdir()
+    (root / "images/py-tools/image.yaml").write_text(
+        "parent: os-base\nlayers: [python3, analysis-deps]\ntests:\n"
+        "  - name: runs as aarch64\n"
+        "    run: test \"$(python3 -c 'import platform; print(platform.machine())')\" = aarch64\n")
+    code, out = _lamina("-C", str(root), "build", "--json", "--ca-bundle", str(SITE_CA))
+    results = json.loads(out)
+    assert code == 0, [r["error"] for r in results]
+    assert {(r["image"], r["platform"], r["outcome"]) for r in results} == {
+        ("os-base", "linux/arm64", "built"), ("py-tools", "linux/arm64", "built")}
+    tests = {t["name"]: t["passed"] for r in results for t in r["tests"]}
+    assert tests["runs as aarch64"] and tests["import tabulate"]
+    config = json.loads(subprocess.run(
+        ["skopeo", "inspect", "--config", f"oci:{root / '.lamina/store'}:py-tools-arm64"],
+        check=True, capture_output=True, text=True).stdout)
+    assert config["architecture"] == "arm64"
