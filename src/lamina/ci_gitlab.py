@@ -161,6 +161,27 @@ def child_pipeline(recipe: Recipe, entries: list[PlanEntry],
         pipeline[_job_id("publish", name)] = job
         published.add(name)
         jobs += 1
+    if published:
+        # After the releases: the CVMFS wishlist merge request (only with a token that may
+        # open one) and the JupyterHub values pinned to what was just published.
+        publish_needs = [need(_job_id("publish", name)) for name in sorted(published)]
+        pipeline["stages"] = ["build", "test", "publish", "release"]
+        pipeline["cvmfs-mr"] = {
+            "stage": "release",
+            "needs": publish_needs,
+            "rules": [{"if": "$CI_COMMIT_TAG && $LAMINA_GITLAB_TOKEN"}],
+            "script": script("cvmfs mr " + " ".join(sorted(published))),
+        }
+        hub_images = sorted(n for n in published if recipe.images[n].extra.get("jupyterhub"))
+        if hub_images:
+            pipeline["jupyterhub-values"] = {
+                "stage": "release",
+                "needs": [need(_job_id("publish", n)) for n in hub_images],
+                "rules": [{"if": "$CI_COMMIT_TAG"}],
+                "script": [*([setup] if setup else []),
+                           "$LAMINA jupyterhub > jupyterhub-values.yaml"],
+                "artifacts": {"paths": ["jupyterhub-values.yaml"], "expire_in": "1 year"},
+            }
     if jobs == 0:
         # GitLab rejects an empty pipeline; one no-op job says why nothing runs.
         pipeline["nothing-to-do"] = {

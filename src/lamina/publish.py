@@ -27,6 +27,8 @@ from lamina.store import REF_ANNOTATION, Store
 from lamina.target import Target, client_for
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+BASE_NAME = "org.opencontainers.image.base.name"
+BASE_DIGEST = "org.opencontainers.image.base.digest"
 
 
 class PublishError(LaminaError):
@@ -134,14 +136,14 @@ def _base_annotations(recipe: Recipe, entry: PlanEntry,
     assert unit is not None
     if image.external is not None:
         digest = unit.inputs.get(f"parent {image.external.repository}", "")
-        return {"org.opencontainers.image.base.name": image.external.reference,
-                "org.opencontainers.image.base.digest": digest}
+        return {BASE_NAME: image.external.reference,
+                BASE_DIGEST: digest}
     if image.parent_name is not None:
         out = {"dev.lamina.parent-key": unit.parent_key or ""}
         published = bases.get((image.parent_name, entry.platform.arch))
         if published is not None:
-            out["org.opencontainers.image.base.name"] = published[0]
-            out["org.opencontainers.image.base.digest"] = published[1]
+            out[BASE_NAME] = published[0]
+            out[BASE_DIGEST] = published[1]
         return out
     return {}
 
@@ -278,8 +280,10 @@ def publish_image(recipe: Recipe, store: Store, image: str, entries: list[PlanEn
         assert unit is not None
         push_key_tag(store, entry, target, build_digest, client, mount_from)
         release_ref = f"{unit.store_ref}-release"
+        # buildah writes its local parent (localhost/lamina/...) as base.*: never publish that
         digest, size = store.derive(unit.store_ref, release_ref, {
-            **annotations, **_base_annotations(recipe, entry, bases), KEY_LABEL: unit.key})
+            **annotations, **_base_annotations(recipe, entry, bases), KEY_LABEL: unit.key},
+            drop=(BASE_NAME, BASE_DIGEST))
         children.append((entry, digest, size))
         for tag in tags:
             reference = f"{repo}:{tag}-{entry.platform.arch}"
