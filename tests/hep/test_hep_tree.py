@@ -253,3 +253,27 @@ def test_analysis_example_on_framework_changes_only_its_small_top_layer_and_runs
     lines = proc.stdout.strip().splitlines()
     assert lines[0] == "PYTHONPATH=/opt/analysis"
     assert lines[-1] == "counts [3, 5, 5, 25, 20, 17] | coffea 100 events, 38 selected"
+
+
+def test_unpacked_shipped_os_base_equals_umoci_unpack(
+        framework: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    """lamina unpack of the shipped os-base (a real Debian rootfs: hardlinks, setuid
+    binaries, many symlinks) equals umoci's rootfs, apart from what the unpacker adds."""
+    require_tool("umoci")
+    from lamina.unpack.singularity import FHS_DIRS, SYMLINKS
+    from tests.unpack.test_crosscheck import tree_entries
+
+    root, _ = framework
+    out = tmp_path / "unpacked"
+    code, text = _lamina("-C", str(root), "unpack", "os-base", str(out), "--json")
+    assert code == 0
+    flat = Path(json.loads(text)["flats"][0]["path"])
+    bundle = tmp_path / "bundle"
+    subprocess.run(["umoci", "unpack", "--image", f"{root / '.lamina/store'}:os-base-amd64",
+                    str(bundle)], check=True, capture_output=True)
+    theirs = tree_entries(bundle / "rootfs")
+    ours = tree_entries(flat)
+    injected = {k for k in ours if k == ".singularity.d" or k.startswith(".singularity.d/")}
+    injected |= {k for k in ours if k in SYMLINKS or k in FHS_DIRS} - set(theirs)
+    assert {k: v for k, v in ours.items() if k not in injected} == theirs
+    assert len(theirs) > 3000
