@@ -14,36 +14,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-import requests
-
 from lamina.errors import RegistryError
 from lamina.plan import BUILD, TEST, UP_TO_DATE, PlanEntry, tests_hash
 from lamina.procs import capture
-from lamina.publish import LOOPBACK, Target, cache_tag
+from lamina.publish import cache_tag
 from lamina.recipe import Recipe
-from lamina.registry_auth import credentials_for
-from lamina.registry_client import RegistryClient
 from lamina.render import KEY_LABEL
 from lamina.store import Store
-
-
-def client_for(target: Target) -> RegistryClient:
-    """A client that trusts what skopeo would: the CA in ``--cert-dir``, or plain HTTP /
-    unverified TLS for a loopback registry explicitly marked insecure."""
-    verify: bool | str = True
-    if target.cert_dir is not None and (target.cert_dir / "ca.crt").exists():
-        verify = str(target.cert_dir / "ca.crt")
-    scheme = "https"
-    if not target.tls_verify:
-        host = target.registry.rsplit(":", 1)[0]
-        assert host in LOOPBACK  # Target.parse allows nothing else
-        verify = False
-        try:
-            requests.get(f"https://{target.registry}/v2/", verify=False, timeout=5)
-        except requests.RequestException:
-            scheme = "http"
-    return RegistryClient(target.registry, credentials_for(target.registry, target.authfile),
-                          verify, scheme)
+from lamina.target import Target, client_for
 
 
 def _repository_path(target: Target, image: str) -> str:

@@ -8,6 +8,7 @@ from the build context rather than copied, so they never become a layer of their
 
 from __future__ import annotations
 
+import base64
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,28 @@ APT_CLEANUP = (
     "/var/lib/dpkg/*-old /var/cache/ldconfig/aux-cache"
 )
 GENERIC_CLEANUP = "rm -rf /root/.cache /tmp/* /var/tmp/*"
+# Debian's maintainer scripts byte-compile some modules (py3compile) with timestamps, which
+# makes layers differ on every rebuild; recompile those as hash-based, in the same layer.
+_REHASH_PY = (
+    "import os, importlib.util as u, py_compile as c\n"
+    "for d, _, fs in os.walk('/usr'):\n"
+    "    if not d.endswith('__pycache__'): continue\n"
+    "    for f in fs:\n"
+    "        p = os.path.join(d, f)\n"
+    "        if not f.endswith('.pyc') or os.path.islink(p): continue\n"
+    "        with open(p, 'rb') as h: flags = int.from_bytes(h.read(8)[4:8], 'little')\n"
+    "        if flags & 1: continue\n"
+    "        try: src = u.source_from_cache(p)\n"
+    "        except ValueError: continue\n"
+    "        opt = int(f.split('.opt-')[1][0]) if '.opt-' in f else 0\n"
+    "        if os.path.exists(src): c.compile(src, cfile=p, optimize=opt, "
+    "invalidation_mode=c.PycInvalidationMode.CHECKED_HASH)\n"
+    "        else: os.remove(p)\n"
+)
+# base64, so the program stays on the RUN instruction's one line and needs no quoting
+PYC_REHASH = ("if command -v python3 >/dev/null 2>&1; then python3 -c \"import base64; "
+              f"exec(base64.b64decode('{base64.b64encode(_REHASH_PY.encode()).decode()}'))\"; "
+              "fi")
 
 
 @dataclass
@@ -118,7 +141,7 @@ def render_layer(layer: Layer, platform: Platform) -> RenderedLayer:
             "export DEBIAN_FRONTEND=noninteractive; "
             "apt-get update -q $LAMINA_APT_CA; "
             f"apt-get install -y -q{recommends} $LAMINA_APT_CA {packages}{optional}; "
-            f"{APT_CLEANUP}; {GENERIC_CLEANUP}"
+            f"{PYC_REHASH}; {APT_CLEANUP}; {GENERIC_CLEANUP}"
         )
         return RenderedLayer(layer, _run([], script), inputs=base_inputs,
                              run_body=f"{PRELUDE}; {script}")

@@ -16,46 +16,23 @@ import json
 import os
 import subprocess
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from lamina.errors import LaminaError, UsageError
 from lamina.plan import EXCLUDED, UP_TO_DATE, PlanEntry
-from lamina.procs import capture
 from lamina.recipe import Recipe
+from lamina.registry_client import RegistryClient
 from lamina.render import KEY_LABEL
 from lamina.store import REF_ANNOTATION, Store
+from lamina.target import Target, client_for
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+BASE_NAME = "org.opencontainers.image.base.name"
+BASE_DIGEST = "org.opencontainers.image.base.digest"
 
 
 class PublishError(LaminaError):
     """An image cannot be published (untested, incomplete) or the registry refused it."""
-
-
-@dataclass(frozen=True)
-class Target:
-    registry: str
-    namespace: str
-    tls_verify: bool = True
-    cert_dir: Path | None = None
-    authfile: Path | None = None
-
-    def repository(self, image: str) -> str:
-        return f"{self.registry}/{self.namespace}/{image}"
-
-    @classmethod
-    def parse(cls, text: str, cert_dir: Path | None = None, authfile: Path | None = None,
-              insecure: bool = False) -> Target:
-        registry, _, namespace = text.partition("/")
-        if not registry or not namespace:
-            raise UsageError(f"target '{text}': expected REGISTRY/NAMESPACE")
-        host = registry.rsplit(":", 1)[0] if not registry.startswith("[") else registry
-        if insecure and host not in LOOPBACK:
-            raise UsageError(f"target '{text}': TLS verification can only be turned off for a "
-                             "loopback registry")
-        return cls(registry, namespace.strip("/"), not insecure, cert_dir, authfile)
 
 
 @dataclass
@@ -72,6 +49,9 @@ class ImagePublication:
     tags: list[PushedTag] = field(default_factory=list)
     platforms: list[str] = field(default_factory=list)
     size: int = 0
+    reports: dict[str, str] = field(default_factory=dict)  # arch → attached report digest
+    retries: int = 0  # requests that had to be repeated (502/503/504, dropped connections)
+    bytes_uploaded: int = 0
 
 
 def release_tags(version: str | None, recipe: Recipe, now: dt.datetime | None = None) -> list[str]:
@@ -93,37 +73,17 @@ def release_tags(version: str | None, recipe: Recipe, now: dt.datetime | None = 
     return tags
 
 
-def _skopeo_dest_flags(target: Target) -> list[str]:
-    flags = [f"--dest-tls-verify={'true' if target.tls_verify else 'false'}"]
-    if target.cert_dir is not None:
-        flags.append(f"--dest-cert-dir={target.cert_dir}")
-    if target.authfile is not None:
-        flags.append(f"--authfile={target.authfile}")
-    return flags
+def remote_digest(client: RegistryClient, target: Target, reference: str) -> str | None:
+    """Digest of what ``reference`` (``registry/namespace/image:tag``) names now, or None."""
+    repo, _, tag = reference.rpartition(":")
+    return client.manifest_digest(target.path(repo), tag)
 
 
-def remote_digest(target: Target, reference: str) -> str | None:
-    """Digest of what ``reference`` names in the registry now (None when absent)."""
-    cmd = ["skopeo", "inspect", "--raw", "--retry-times", "2",
-           f"--tls-verify={'true' if target.tls_verify else 'false'}"]
-    if target.cert_dir is not None:
-        cmd.append(f"--cert-dir={target.cert_dir}")
-    if target.authfile is not None:
-        cmd.append(f"--authfile={target.authfile}")
-    proc = capture([*cmd, f"docker://{reference}"], what=f"inspect {reference}", check=False)
-    if proc.returncode != 0:
-        if "manifest unknown" in proc.stderr or "not found" in proc.stderr.lower():
-            return None
-        capture([*cmd, f"docker://{reference}"], what=f"inspect {reference}")
-    return "sha256:" + hashlib.sha256(proc.stdout.encode()).hexdigest()
-
-
-def _copy(source: str, dest: str, target: Target, all_images: bool) -> None:
-    cmd = ["skopeo", "copy", "--quiet", "--preserve-digests", "--retry-times", "3",
-           *_skopeo_dest_flags(target)]
-    if all_images:
-        cmd.append("--all")
-    capture([*cmd, source, f"docker://{dest}"], what=f"push {dest}")
+def _push(client: RegistryClient, store: Store, digest: str, target: Target, reference: str,
+          mount_from: str | None) -> None:
+    repo, _, tag = reference.rpartition(":")
+    client.push_from_layout(store.root, digest, target.path(repo), tag,
+                            target.path(mount_from) if mount_from else None)
 
 
 def write_index(store: Store, image: str, children: list[tuple[PlanEntry, str, int]],
@@ -176,14 +136,14 @@ def _base_annotations(recipe: Recipe, entry: PlanEntry,
     assert unit is not None
     if image.external is not None:
         digest = unit.inputs.get(f"parent {image.external.repository}", "")
-        return {"org.opencontainers.image.base.name": image.external.reference,
-                "org.opencontainers.image.base.digest": digest}
+        return {BASE_NAME: image.external.reference,
+                BASE_DIGEST: digest}
     if image.parent_name is not None:
         out = {"dev.lamina.parent-key": unit.parent_key or ""}
         published = bases.get((image.parent_name, entry.platform.arch))
         if published is not None:
-            out["org.opencontainers.image.base.name"] = published[0]
-            out["org.opencontainers.image.base.digest"] = published[1]
+            out[BASE_NAME] = published[0]
+            out[BASE_DIGEST] = published[1]
         return out
     return {}
 
@@ -202,8 +162,69 @@ def published_bases(store: Store, recipe: Recipe, target: Target
     return out
 
 
+def _mount_source(recipe: Recipe, image: str, target: Target) -> str | None:
+    """The parent's repository, which holds every layer this image shares with it."""
+    parent = recipe.images[image].parent_name
+    return target.repository(parent) if parent else None
+
+
+REPORT_TYPES = {
+    "manifest.json": "application/vnd.dev.lamina.packages.v1+json",
+    "manifest.md": "text/markdown",
+    "cdx.json": "application/vnd.cyclonedx+json",
+}
+REPORT_ARTIFACT = "application/vnd.dev.lamina.report.v1"
+EMPTY_CONFIG = b"{}"
+
+
+def attach_reports(client: RegistryClient, store: Store, entry: PlanEntry, target: Target,
+                   subject_digest: str, subject_size: int) -> str | None:
+    """Attach the package manifest (JSON, Markdown) and CycloneDX SBOM to a published image.
+
+    An OCI 1.1 artifact whose ``subject`` is the image; tagged with the referrers tag schema
+    (``sha256-<hex>``) as well, because registries older than OCI 1.1 (distribution 2.8)
+    have no referrers API and that tag is how clients find it there. Returns its digest.
+    """
+    base = store.root / "lamina" / entry.image
+    files = [(base / f"{entry.platform.arch}.{suffix}", media_type)
+             for suffix, media_type in REPORT_TYPES.items()]
+    files = [(path, media_type) for path, media_type in files if path.is_file()]
+    if not files:
+        return None
+    repo = target.path(target.repository(entry.image))
+    layers = []
+    for path, media_type in files:
+        data = path.read_bytes()
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        client.push_blob(repo, digest, path)
+        layers.append({"mediaType": media_type, "digest": digest, "size": len(data),
+                       "annotations": {"org.opencontainers.image.title": path.name}})
+    empty = "sha256:" + hashlib.sha256(EMPTY_CONFIG).hexdigest()
+    empty_path = store.blob_path(empty)
+    if not empty_path.exists():
+        empty_path.parent.mkdir(parents=True, exist_ok=True)
+        empty_path.write_bytes(EMPTY_CONFIG)
+    client.push_blob(repo, empty, empty_path)
+    artifact = {
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": REPORT_ARTIFACT,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty,
+                   "size": len(EMPTY_CONFIG)},
+        "layers": layers,
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": subject_digest, "size": subject_size},
+    }
+    raw = json.dumps(artifact, separators=(",", ":"), sort_keys=True).encode()
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    tag = subject_digest.replace(":", "-")
+    if client.manifest_digest(repo, tag) != digest:
+        client.push_manifest(repo, tag, raw, "application/vnd.oci.image.manifest.v1+json")
+    return digest
+
+
 def push_key_tag(store: Store, entry: PlanEntry, target: Target,
-                 build_digest: str | None = None) -> str:
+                 build_digest: str | None = None, client: RegistryClient | None = None,
+                 mount_from: str | None = None) -> str:
     """Push a built, tested node under its key tag (digest preserved) unless it is there."""
     unit = entry.unit
     assert unit is not None
@@ -212,19 +233,23 @@ def push_key_tag(store: Store, entry: PlanEntry, target: Target,
         if stored is None or stored.annotations.get(KEY_LABEL) != unit.key:
             raise PublishError(f"{unit.store_ref}: not in the store with key {unit.key[:19]}")
         build_digest = stored.manifest_digest
+    client = client or client_for(target)
     key_ref = f"{target.repository(entry.image)}:{cache_tag(unit.key)}"
-    if remote_digest(target, key_ref) != build_digest:
-        _copy(store.transport(unit.store_ref), key_ref, target, False)
+    if remote_digest(client, target, key_ref) != build_digest:
+        _push(client, store, build_digest, target, key_ref, mount_from)
     return key_ref
 
 
 def publish_image(recipe: Recipe, store: Store, image: str, entries: list[PlanEntry],
                   target: Target, tags: list[str], annotations: dict[str, str],
-                  bases: dict[tuple[str, str], tuple[str, str]] | None = None
-                  ) -> ImagePublication:
+                  bases: dict[tuple[str, str], tuple[str, str]] | None = None,
+                  client: RegistryClient | None = None) -> ImagePublication:
     """Publish one image; ``bases`` maps (image, arch) to its published (reference, digest)
     and is updated, so publishing parents first gives children their ``base.*``."""
     bases = bases if bases is not None else published_bases(store, recipe, target)
+    client = client or client_for(target)
+    retries_before, bytes_before = client.retries_used, client.bytes_uploaded
+    mount_from = _mount_source(recipe, image, target)
     node = recipe.images[image]
     by_platform = {e.platform: e for e in entries if e.image == image}
     # excluded by the recipe or by the plan (no wheel for it): not part of the index
@@ -253,30 +278,37 @@ def publish_image(recipe: Recipe, store: Store, image: str, entries: list[PlanEn
     for entry, build_digest in built:
         unit = entry.unit
         assert unit is not None
-        push_key_tag(store, entry, target, build_digest)
+        push_key_tag(store, entry, target, build_digest, client, mount_from)
         release_ref = f"{unit.store_ref}-release"
+        # buildah writes its local parent (localhost/lamina/...) as base.*: never publish that
         digest, size = store.derive(unit.store_ref, release_ref, {
-            **annotations, **_base_annotations(recipe, entry, bases), KEY_LABEL: unit.key})
+            **annotations, **_base_annotations(recipe, entry, bases), KEY_LABEL: unit.key},
+            drop=(BASE_NAME, BASE_DIGEST))
         children.append((entry, digest, size))
         for tag in tags:
             reference = f"{repo}:{tag}-{entry.platform.arch}"
-            uploaded = remote_digest(target, reference) != digest
+            uploaded = remote_digest(client, target, reference) != digest
             if uploaded:
-                _copy(store.transport(release_ref), reference, target, False)
+                _push(client, store, digest, target, reference, mount_from)
             result.tags.append(PushedTag(reference, digest, uploaded))
         bases[(image, entry.platform.arch)] = (f"{repo}:{tags[0]}-{entry.platform.arch}",
                                                digest)
+        reports = attach_reports(client, store, entry, target, digest, size)
+        if reports:
+            result.reports[entry.platform.arch] = reports
         record = store.read_record(image, entry.platform.arch)
         result.size += int(record.get("size", 0))
     # 2. the index last, so <tag> never names a child that is not there yet
-    index_digest, index_ref = write_index(store, image, children, annotations)
+    index_digest, _ = write_index(store, image, children, annotations)
     result.index_digest = index_digest
     for tag in tags:
         reference = f"{repo}:{tag}"
-        uploaded = remote_digest(target, reference) != index_digest
+        uploaded = remote_digest(client, target, reference) != index_digest
         if uploaded:
-            _copy(store.transport(index_ref), reference, target, True)
+            _push(client, store, index_digest, target, reference, mount_from)
         result.tags.append(PushedTag(reference, index_digest, uploaded))
+    result.retries = client.retries_used - retries_before
+    result.bytes_uploaded = client.bytes_uploaded - bytes_before
     store.record_publication(image, repo, {
         "tags": tags, "index_digest": index_digest, "platforms": result.platforms,
         "size": result.size,

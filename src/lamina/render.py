@@ -18,7 +18,7 @@ from lamina.layerkinds import RenderedLayer, RootfsRequest, render_layer
 from lamina.platforms import Platform
 from lamina.recipe import Image, Recipe
 
-KEY_FORMAT = 1
+KEY_FORMAT = 2  # 2: apt layers recompile Debian's timestamped .pyc hash-based
 KEY_LABEL = "dev.lamina.key"
 IMAGE_LABEL = "dev.lamina.image"
 
@@ -35,6 +35,7 @@ class BuildUnit:
     epoch: int
     parent_key: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    inherited_user: str | None = None  # USER the nearest ancestor of the tree set
 
     @property
     def name(self) -> str:
@@ -70,6 +71,10 @@ class BuildUnit:
         ]
         lines += [f"ARG {name}" for name in sorted(self.build_args)]
         total = len(self.layers)
+        if total and self.inherited_user not in (None, "root", "0"):
+            # layers install system-wide and read the root-only CA secret: run them as root,
+            # and config_instructions() gives the image its user back
+            lines.append("USER root")
         for index, rendered in enumerate(self.layers, start=1):
             lines.append(f"# layer {index}/{total}: {rendered.layer.name} ({rendered.layer.kind})")
             lines.append(rendered.instruction)
@@ -85,8 +90,9 @@ class BuildUnit:
             lines.append("ENV " + " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(env.items())))
         if image.workdir:
             lines.append(f"WORKDIR {image.workdir}")
-        if image.user:
-            lines.append(f"USER {image.user}")
+        user = image.user or self.inherited_user
+        if user and (image.user or self.layers):
+            lines.append(f"USER {user}")
         if image.entrypoint is not None:
             lines.append(f"ENTRYPOINT {json.dumps(image.entrypoint)}")
         if image.cmd is not None:
@@ -145,6 +151,9 @@ def build_unit(recipe: Recipe, image: Image, platform: Platform, epoch: int,
     if image.description:
         labels.setdefault("org.opencontainers.image.description", image.description)
     labels.setdefault("org.opencontainers.image.title", image.name)
+    inherited = next((recipe.images[a].user for a in recipe.ancestors(image.name)
+                      if recipe.images[a].user), None)
     return BuildUnit(image=image, platform=platform, key=key, inputs=inputs,
                      parent_ref=parent_ref, layers=rendered, build_args=build_args,
-                     epoch=epoch, parent_key=parent_key, labels=labels)
+                     epoch=epoch, parent_key=parent_key, labels=labels,
+                     inherited_user=inherited)

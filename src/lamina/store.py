@@ -88,7 +88,8 @@ class Store:
             return None
         return StoredImage(ref=ref, manifest_digest=digest, manifest=manifest)
 
-    def derive(self, ref: str, new_ref: str, annotations: dict[str, str]) -> tuple[str, int]:
+    def derive(self, ref: str, new_ref: str, annotations: dict[str, str],
+               drop: tuple[str, ...] = ()) -> tuple[str, int]:
         """Store a copy of ``ref``'s manifest with extra annotations under ``new_ref``.
 
         Config and layers are shared, so this costs one small blob; the built manifest stays
@@ -98,8 +99,9 @@ class Store:
         if stored is None:
             raise ToolError(f"{ref} is not in the store")
         manifest = dict(stored.manifest)
-        manifest["annotations"] = dict(sorted(
-            {**(manifest.get("annotations") or {}), **annotations}.items()))
+        merged = {**(manifest.get("annotations") or {}), **annotations}
+        manifest["annotations"] = dict(sorted((k, v) for k, v in merged.items()
+                                              if k not in drop or k in annotations))
         raw = json.dumps(manifest, separators=(",", ":")).encode()
         digest = "sha256:" + hashlib.sha256(raw).hexdigest()
         with self.locked():

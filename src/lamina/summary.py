@@ -6,8 +6,8 @@ from rich.console import Console
 from rich.table import Table
 
 from lamina.build import NodeResult
-from lamina.commands._common import human_size
 from lamina.progress import OUTCOME_STYLE
+from lamina.sizes import human_size
 
 
 def layer_column(result: NodeResult) -> str:

@@ -1,5 +1,6 @@
-"""Share the core CLI fixtures."""
+"""Share the core CLI fixtures and the TLS registry of the publish tests."""
 
 from tests.core.conftest import lamina, tree
+from tests.publish.conftest import tls_registry
 
-__all__ = ["lamina", "tree"]
+__all__ = ["lamina", "tls_registry", "tree"]

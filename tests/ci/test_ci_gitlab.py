@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -31,12 +32,54 @@ def pipeline(lamina: Callable[..., CliResult], root: Path, *args: str) -> dict[s
 
 def test_shipped_tree_pipeline_validates_against_gitlab_schema(
         lamina: Callable[..., CliResult], tmp_path: Path) -> None:
-    data = pipeline(lamina, ROOT, "--all", "--store", str(tmp_path / "empty-store"))
+    shared = tmp_path / "empty-store"
+    data = pipeline(lamina, ROOT, "--all", "--store", str(shared))
     jsonschema.validate(data, gitlab_schema())
-    assert "build:os-base:amd64" in data and "publish:hello-analysis" in data
-    needs = data["build:hello-analysis:amd64"]["needs"]  # type: ignore[index]
-    assert needs == [{"job": "build:python:amd64", "artifacts": True}]
+    assert "build:os-base:amd64" in data and "publish:analysis-example" in data
+    needs = data["build:analysis-example:amd64"]["needs"]  # type: ignore[index]
+    # A store outside the checkout is shared by the jobs: nothing is handed over as artifacts.
+    assert needs == [{"job": "build:notebook:amd64", "artifacts": False}]
+    assert data["variables"]["LAMINA_STORE"] == str(shared)  # type: ignore[index]
+    assert not any("artifacts" in job and ".lamina/store" in json.dumps(job["artifacts"])
+                   for job in data.values() if isinstance(job, dict))
     assert "password" not in json.dumps(data).lower()
+
+
+def test_store_in_the_checkout_travels_as_artifacts_along_needs(
+        lamina: Callable[..., CliResult], tree: Callable[[str], Path]) -> None:
+    root = tree("tiny")
+    data = pipeline(lamina, root, "--setup", "scripts/setup", "--lamina", ".venv/bin/lamina")
+    jsonschema.validate(data, gitlab_schema())
+    assert data["variables"] == {"LAMINA": ".venv/bin/lamina",  # type: ignore[index]
+                                 "LAMINA_STORE": ".lamina/store", "GIT_DEPTH": "0"}
+    build = data["build:app:amd64"]
+    assert build["needs"] == [{"job": "build:base:amd64", "artifacts": True}]  # type: ignore
+    assert build["artifacts"]["paths"] == [".lamina/store", ".lamina/logs"]  # type: ignore
+    assert build["script"] == ["scripts/setup",  # type: ignore[index]
+                               "$LAMINA build app --platform linux/amd64 --no-test"]
+    assert data["test:app:amd64"]["artifacts"]["paths"] == [".lamina/store"]  # type: ignore
+    # A publish job waits for its parent's, whose publication record names the base.
+    assert data["publish:leaf"]["needs"] == [  # type: ignore[index]
+        {"job": "test:leaf:amd64", "artifacts": True}, {"job": "publish:app", "artifacts": True}]
+    assert data["publish:app"]["artifacts"]["paths"] == [  # type: ignore[index]
+        ".lamina/store/lamina/app/published.json"]
+    assert data["publish:base"]["needs"] == [  # type: ignore[index]
+        {"job": "test:base:amd64", "artifacts": True}]
+
+
+def test_tree_in_a_subdirectory_of_the_checkout(
+        lamina: Callable[..., CliResult], tmp_path: Path) -> None:
+    checkout = tmp_path / "repo"
+    (checkout / ".git").mkdir(parents=True)
+    shutil.copytree(ROOT / "tests/trees/tiny", checkout / "images-tree")
+    data = pipeline(lamina, checkout / "images-tree")
+    jsonschema.validate(data, gitlab_schema())
+    assert data["variables"]["LAMINA_PROJECT"] == "images-tree"  # type: ignore[index]
+    assert data["variables"]["LAMINA_STORE"] == ".lamina/store"  # type: ignore[index]
+    assert data["build:base:amd64"]["artifacts"]["paths"] == [  # type: ignore[index]
+        "images-tree/.lamina/store", "images-tree/.lamina/logs"]
+    assert data["build:base:amd64"]["script"] == [  # type: ignore[index]
+        "$LAMINA build base --platform linux/amd64 --no-test"]
 
 
 def test_up_to_date_nodes_are_left_out(lamina: Callable[..., CliResult],

@@ -4,15 +4,17 @@ runner, and a fake GitLab holding the sync repository."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lamina.cli import main
+from tests.core.conftest import CliResult, lamina
 from tests.cvmfs.fake_gitlab import DEVELOPER, FakeGitLab
+
+__all__ = ["CliResult", "lamina"]
 
 CASES = Path(__file__).resolve().parent.parent / "cases" / "wishlist"
 TOKEN = "glpat-analyst-Secret-4242"  # the analyst (no push access upstream)
@@ -29,27 +31,6 @@ def publication(tags: list[str], index: str = "1", amd64: str = "2", arm64: str 
     return {"tags": tags, "index_digest": digest(index),
             "platforms": ["linux/amd64", "linux/arm64"], "size": size,
             "children": {"amd64": digest(amd64), "arm64": digest(arm64)}}
-
-
-@dataclass
-class CliResult:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-@pytest.fixture
-def lamina(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
-    def run(*args: str) -> CliResult:
-        capsys.readouterr()
-        code = main(list(args))
-        captured = capsys.readouterr()
-        return CliResult(code, captured.out, captured.err)
-
-    return run
 
 
 @dataclass

@@ -43,6 +43,29 @@ class TlsRegistry:
         return sum(1 for line in text.splitlines()
                    if '"PUT /v2/' in line and "/blobs/uploads/" in line and '" 201 ' in line)
 
+    def kill(self) -> None:
+        """SIGKILL the registry process, as a crash or an OOM kill would."""
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def start(self) -> None:
+        """(Re)start the registry on the same address with the same storage."""
+        config = self.storage.parent / "config.yml"
+        with self.access_log.open("ab") as handle:
+            self.process = subprocess.Popen(["docker-registry", "serve", str(config)],
+                                            stdout=handle, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                requests.get(f"https://{self.host}/v2/", verify=str(self.cert_dir / "ca.crt"),
+                             timeout=2)
+                return
+            except requests.RequestException:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.process.kill()
+                    pytest.fail("docker-registry did not restart")
+                time.sleep(0.2)
+
     def get(self, path: str, accept: str = "") -> requests.Response:
         headers = {"Accept": accept} if accept else {}
         return requests.get(f"https://{self.host}{path}", auth=(self.username, self.password),

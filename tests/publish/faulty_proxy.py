@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
+DROP = 0  # a rule answering (DROP, b"") closes the connection without a response
 Rule = Callable[[str, str, dict[str, str], bytes], tuple[int, bytes] | None]
 
 
@@ -19,6 +21,7 @@ class FaultyProxy:
         self.ca_file = ca_file
         self.rule = rule
         self.faults = 0
+        self.lock = threading.Lock()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -32,8 +35,14 @@ class FaultyProxy:
                            if k.lower() not in ("host", "content-length")}
                 answer = proxy.rule(self.command, self.path, headers, body)
                 if answer is not None:
-                    proxy.faults += 1
+                    with proxy.lock:
+                        proxy.faults += 1
                     status, payload = answer
+                    if status == DROP:
+                        # no answer at all: the client sees the connection closed under it
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(payload)))

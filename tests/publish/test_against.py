@@ -88,4 +88,6 @@ def test_build_push_then_a_fresh_machine_builds_and_uploads_nothing(
     assert third.code == 0, third.err + third.out
     outcomes = {n["image"]: n["outcome"] for n in third.json()["nodes"]}
     assert outcomes == {"base": "up-to-date", "app": "up-to-date", "leaf": "built"}
-    assert tls_registry.blob_uploads() - uploads == 2  # leaf's new layer and its config
+    # leaf's new layer and its config, plus its new package manifest (JSON, Markdown) and
+    # SBOM attached to the release; nothing of base or app
+    assert tls_registry.blob_uploads() - uploads == 5

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -9,9 +11,10 @@ import pytest
 
 from tests.core.conftest import CliResult
 from tests.publish.conftest import TlsRegistry
-from tests.publish.faulty_proxy import FaultyProxy
+from tests.publish.faulty_proxy import DROP, FaultyProxy
 
 INDEX = "application/vnd.oci.image.index.v1+json"
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 ERROR = b'{"errors":[{"code":"UNKNOWN","message":"injected failure"}]}'
 
 
@@ -49,3 +52,50 @@ def test_registry_500_on_the_index_fails_clearly_and_tags_nothing(
     assert tls_registry.get("/v2/hep/base/manifests/v9-amd64",
                             "application/vnd.oci.image.manifest.v1+json").status_code == 200
     assert tls_registry.get("/v2/hep/base/manifests/v9", INDEX).status_code == 404
+
+
+def test_flaky_registry_30_percent_502_or_dropped_publish_succeeds_with_counted_retries(
+        lamina: Callable[..., CliResult], tree: Callable[[str], Path],
+        tls_registry: TlsRegistry) -> None:
+    """A load balancer in front of the registry answers 502 or drops the connection on 30 %
+    of requests (seeded, so the run is repeatable): every request is retried on its own,
+    the publish completes, and it says how many retries it needed."""
+    rng = random.Random(20261123)
+    lock = threading.Lock()
+
+    def flaky(method: str, path: str, headers: dict[str, str],
+              body: bytes) -> tuple[int, bytes] | None:
+        with lock:
+            roll = rng.random()
+        if roll < 0.15:
+            return 502, b'{"errors":[{"code":"UNAVAILABLE","message":"bad gateway"}]}'
+        if roll < 0.30:
+            return DROP, b""
+        return None
+
+    proxy = FaultyProxy(tls_registry.host, str(tls_registry.cert_dir / "ca.crt"), flaky)
+    try:
+        root = tree("tiny")
+        assert lamina("-C", str(root), "build").code == 0
+        auth = root / "auth.json"
+        auth.write_text(tls_registry.authfile.read_text().replace(tls_registry.host,
+                                                                  proxy.host))
+        result = lamina("-C", str(root), "publish", "--to", f"{proxy.host}/hep", "--tag",
+                        "v5", "--insecure-loopback", "--authfile", str(auth), "--json")
+        assert result.code == 0, result.out + result.err
+        published = result.json()
+        retries = sum(p["retries"] for p in published)
+        assert proxy.faults > 5 and retries >= proxy.faults - 2  # token/ping answers count
+        assert retries <= 8 * 40  # bounded
+        for image in ("base", "app", "leaf"):
+            index = tls_registry.get(f"/v2/hep/{image}/manifests/v5", INDEX)
+            assert index.status_code == 200
+            for child in index.json()["manifests"]:
+                assert tls_registry.get(f"/v2/hep/{image}/manifests/{child['digest']}",
+                                        MANIFEST).status_code == 200
+        table = lamina("-C", str(root), "publish", "--to", f"{proxy.host}/hep", "--tag",
+                       "v5", "--insecure-loopback", "--authfile", str(auth))
+        assert table.code == 0
+        assert "request(s) retried after transient registry errors" in table.out
+    finally:
+        proxy.close()

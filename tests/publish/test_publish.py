@@ -64,6 +64,20 @@ def test_publish_multiarch_index_and_rerun_uploads_nothing(
                            "application/vnd.oci.image.manifest.v1+json")
     assert arm.status_code == 200
 
+    # The package manifest and SBOM are attached to each per-arch image (OCI 1.1 subject,
+    # found through the referrers tag schema on a registry without the referrers API).
+    arm_digest = arm.headers["Docker-Content-Digest"]
+    report = tls_registry.get(f"/v2/hep/leaf/manifests/{arm_digest.replace(':', '-')}",
+                              "application/vnd.oci.image.manifest.v1+json").json()
+    assert report["subject"]["digest"] == arm_digest
+    assert report["artifactType"] == "application/vnd.dev.lamina.report.v1"
+    by_type = {layer["mediaType"]: layer["digest"] for layer in report["layers"]}
+    sbom = tls_registry.get(f"/v2/hep/leaf/blobs/{by_type['application/vnd.cyclonedx+json']}")
+    assert sbom.json()["bomFormat"] == "CycloneDX"
+    packages = tls_registry.get(
+        f"/v2/hep/leaf/blobs/{by_type['application/vnd.dev.lamina.packages.v1+json']}").json()
+    assert packages["platform"] == "linux/arm64"
+
     # The arm64 image pulled back from the registry runs under qemu.
     pulled = tmp_path / "pulled"
     subprocess.run(["skopeo", "copy", "--src-cert-dir", str(tls_registry.cert_dir),

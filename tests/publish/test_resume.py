@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import requests
+
 from tests.core.conftest import CliResult, require_tool
 from tests.publish.conftest import TlsRegistry
 
@@ -79,3 +81,65 @@ def test_killed_publish_resumes_and_never_exposes_an_incomplete_index(
     third = lamina(*args, "--json")
     assert not any(t["uploaded"] for e in third.json() for t in e["tags"])
     assert json.loads(third.out)
+
+
+def test_registry_killed_mid_publish_and_restarted_rerun_completes(
+        lamina: Callable[..., CliResult], tree: Callable[[str], Path],
+        tls_registry: TlsRegistry) -> None:
+    """The registry dies under a publish (SIGKILL) and comes back: the publish fails in one
+    line after its bounded retries, the rerun completes with nothing lost, and no tag ever
+    resolved to an index whose children were missing."""
+    require_tool("buildah")
+    root = tree("tiny")
+    assert lamina("-C", str(root), "build").code == 0
+    args = ["-C", str(root), "publish", "--to", f"{tls_registry.host}/hep", "--tag", "v4",
+            "--cert-dir", str(tls_registry.cert_dir), "--authfile", str(tls_registry.authfile)]
+    problems: list[str] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            for image in ("base", "app", "leaf"):
+                try:
+                    answer = tls_registry.get(f"/v2/hep/{image}/manifests/v4", INDEX)
+                    if answer.status_code != 200:
+                        continue
+                    for child in answer.json()["manifests"]:
+                        got = tls_registry.get(
+                            f"/v2/hep/{image}/manifests/{child['digest']}", MANIFEST)
+                        if got.status_code != 200:
+                            problems.append(f"{image}:v4 names missing {child['digest']}")
+                except requests.RequestException:
+                    pass  # the registry is down right now
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    lamina_bin = str(Path(sys.executable).with_name("lamina"))
+    env = {**os.environ, "LAMINA_REGISTRY_RETRIES": "2"}
+    process = subprocess.Popen([lamina_bin, *args], start_new_session=True, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while "/blobs/uploads/" not in tls_registry.access_log.read_text(errors="replace"):
+        assert process.poll() is None, "publish finished before the registry could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    tls_registry.kill()
+    _, err = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    tls_registry.start()
+
+    rerun = lamina(*args, "--json")
+    stop.set()
+    watcher.join(timeout=10)
+    assert rerun.code == 0, rerun.out + rerun.err
+    assert problems == []
+    for image in ("base", "app", "leaf"):
+        index = tls_registry.get(f"/v2/hep/{image}/manifests/v4", INDEX)
+        assert index.status_code == 200
+        for child in index.json()["manifests"]:
+            assert tls_registry.get(f"/v2/hep/{image}/manifests/{child['digest']}",
+                                    MANIFEST).status_code == 200
+    third = lamina(*args, "--json")
+    assert not any(t["uploaded"] for e in third.json() for t in e["tags"])

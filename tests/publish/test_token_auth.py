@@ -60,6 +60,8 @@ def test_publish_with_ci_job_token_through_jwt_auth(
     assert challenge.status_code == 401
     assert challenge.headers["WWW-Authenticate"].startswith(f'Bearer realm="{tokens.realm}"')
     root = tree("tiny")
+    recipe = root / "recipe.yaml"
+    recipe.write_text(recipe.read_text().replace("[linux/amd64]", "[linux/amd64, linux/arm64]"))
     assert lamina("-C", str(root), "build", "base").code == 0
     monkeypatch.setenv("HOME", str(root))
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(root))
@@ -76,7 +78,14 @@ def test_publish_with_ci_job_token_through_jwt_auth(
                           f"gitlab-ci-token:{JOB_TOKEN}",
                           f"docker://{host}/group/project/base:v1"],
                          check=True, capture_output=True, text=True).stdout
-    assert json.loads(raw)["manifests"][0]["platform"]["architecture"] == "amd64"
+    index = json.loads(raw)
+    assert sorted(m["platform"]["architecture"] for m in index["manifests"]) == [
+        "amd64", "arm64"]
+    for arch in ("amd64", "arm64"):
+        subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", "--creds",
+                        f"gitlab-ci-token:{JOB_TOKEN}",
+                        f"docker://{host}/group/project/base:v1-{arch}"],
+                       check=True, capture_output=True)
     monkeypatch.setenv("CI_JOB_TOKEN", "wrong-token-value")
     denied = lamina("-C", str(root), "publish", "base", "--to", f"{host}/group/project",
                     "--tag", "v2", "--insecure-loopback")

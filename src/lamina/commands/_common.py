@@ -91,12 +91,3 @@ def console() -> Console:
     probe = Console()
     width = None if probe.is_terminal else 200
     return Console(highlight=False, soft_wrap=False, width=width)
-
-
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} GB"

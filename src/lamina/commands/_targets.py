@@ -12,13 +12,16 @@ from rich.table import Table
 
 from lamina.commands._common import console, print_json
 from lamina.errors import UsageError
-from lamina.publish import ImagePublication, Target
+from lamina.publish import ImagePublication
 from lamina.recipe import Recipe
+from lamina.settings import resolve
+from lamina.target import Target
 
 
 def add_target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cert-dir", default=None,
-                        help="directory with the registry's ca.crt (custom CA)")
+                        help="directory with the registry's ca.crt (custom CA; env "
+                             "LAMINA_CERT_DIR)")
     parser.add_argument("--authfile", default=None,
                         help="containers auth file with the registry credentials")
     parser.add_argument("--insecure-loopback", action="store_true",
@@ -27,7 +30,10 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
 
 def targets_from(args: argparse.Namespace, recipe: Recipe, raw: list[str] | None) -> list[Target]:
     """``--to``/``--against`` values, or the recipe's ``targets`` when none is given."""
-    cert_dir = Path(args.cert_dir) if args.cert_dir else None
+    # The environment form lets CI jobs (generated with a fixed command line) trust a
+    # registry's private CA through a CI/CD variable.
+    cert_raw = resolve(args.cert_dir, "LAMINA_CERT_DIR", None, None)
+    cert_dir = Path(cert_raw) if cert_raw else None
     authfile = Path(args.authfile) if args.authfile else None
     texts = raw or [f"{t['registry']}/{t['namespace']}"
                     for t in recipe.settings.get("targets") or []]
@@ -72,12 +78,16 @@ def print_publications(results: list[tuple[str, ImagePublication | None, str]],
             table.add_row(tag.reference, tag.digest[:19], "yes" if tag.uploaded else
                           "already there")
     console().print(table)
+    retries = sum(pub.retries for _, pub, _ in results if pub)
+    sent = sum(pub.bytes_uploaded for _, pub, _ in results if pub)
+    console().print(f"uploaded {sent} bytes; {retries} request(s) retried after transient "
+                    "registry errors")
 
 
 def publications_json(results: list[tuple[str, ImagePublication | None, str]]
                       ) -> list[dict[str, object]]:
     return [{"registry": reg, "error": err, **({
         "image": pub.image, "index_digest": pub.index_digest, "platforms": pub.platforms,
-        "size": pub.size,
+        "size": pub.size, "bytes_uploaded": pub.bytes_uploaded, "retries": pub.retries,
         "tags": [{"reference": t.reference, "digest": t.digest, "uploaded": t.uploaded}
                  for t in pub.tags]} if pub else {})} for reg, pub, err in results]

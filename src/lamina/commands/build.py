@@ -33,11 +33,12 @@ from lamina.errors import ToolError, UsageError
 from lamina.external import ExternalResolver
 from lamina.plan import UP_TO_DATE, PlanEntry, make_plan
 from lamina.progress import Progress
-from lamina.publish import ImagePublication, Target, push_key_tag, release_tags
+from lamina.publish import ImagePublication, push_key_tag, release_tags
 from lamina.recipe import Recipe
 from lamina.registry_auth import authfile_for
 from lamina.store import Store
 from lamina.summary import print_summary, top_layer_share
+from lamina.target import Target, client_for
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -102,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         if tags:
             published = publish_all(recipe, settings, store, fresh, targets, names, tags)
         else:
-            pushed = _push_key_tags(store, entries, fresh, targets)
+            pushed = _push_key_tags(recipe, store, entries, fresh, targets)
     if args.json:
         nodes = [_node_json(r) for r in results]
         if targets:
@@ -119,17 +120,21 @@ def run(args: argparse.Namespace) -> int:
     return 0 if ok and all(pub is not None for _, pub, _ in published) else 1
 
 
-def _push_key_tags(store: Store, checked: list[PlanEntry], fresh: list[PlanEntry],
-                   targets: list[Target]) -> list[str]:
+def _push_key_tags(recipe: Recipe, store: Store, checked: list[PlanEntry],
+                   fresh: list[PlanEntry], targets: list[Target]) -> list[str]:
     """Key tags for every tested node the checked registry did not hold yet."""
     held = {(e.image, e.platform) for e in checked if e.remote}
     out: list[str] = []
     for target in targets:
         with authfile_for(target.registry, target.authfile) as auth:
             with_auth = dataclasses.replace(target, authfile=auth)
+            client = client_for(with_auth)
             for entry in fresh:
                 if entry.status == UP_TO_DATE and (entry.image, entry.platform) not in held:
-                    out.append(push_key_tag(store, entry, with_auth))
+                    parent = recipe.images[entry.image].parent_name
+                    out.append(push_key_tag(store, entry, with_auth, client=client,
+                                            mount_from=with_auth.repository(parent)
+                                            if parent else None))
     return out
 
 

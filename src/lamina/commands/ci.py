@@ -7,7 +7,7 @@ import sys
 
 from ruamel.yaml import YAML
 
-from lamina.ci_gitlab import child_pipeline
+from lamina.ci_gitlab import DEFAULT_LAMINA, child_pipeline
 from lamina.commands._common import plan_for
 
 
@@ -21,18 +21,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     gitlab.add_argument("--target", default="$LAMINA_TARGET",
                         help="publish target REGISTRY/NAMESPACE (default: the CI variable "
                              "$LAMINA_TARGET)")
+    gitlab.add_argument("--lamina", default=DEFAULT_LAMINA, metavar="COMMAND",
+                        help="how jobs run lamina, as the pipeline variable $LAMINA "
+                             f"(default: {DEFAULT_LAMINA}, i.e. on the runner's PATH)")
+    gitlab.add_argument("--setup", default=None, metavar="COMMAND",
+                        help="command each job runs first (e.g. scripts/setup)")
     gitlab.add_argument("--all", action="store_true",
                         help="include up-to-date nodes too (a full rebuild pipeline)")
     gitlab.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    recipe, _, _, entries = plan_for(args)
+    recipe, settings, _, entries = plan_for(args)
     if args.all:
         for entry in entries:
             if entry.status == "up-to-date":
                 entry.status = "build"
     yaml = YAML()
     yaml.default_flow_style = False
-    yaml.dump(child_pipeline(recipe, entries, target=args.target), sys.stdout)
+    yaml.width = 4096  # long paths and commands stay on one line, as a reader expects
+    yaml.dump(child_pipeline(recipe, entries, target=args.target, store=settings.store,
+                             state=settings.state, lamina=args.lamina, setup=args.setup),
+              sys.stdout)
     return 0

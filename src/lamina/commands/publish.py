@@ -17,7 +17,6 @@ from lamina.plan import PlanEntry, make_plan
 from lamina.publish import (
     ImagePublication,
     PublishError,
-    Target,
     publish_image,
     published_bases,
     release_tags,
@@ -26,6 +25,7 @@ from lamina.recipe import Recipe
 from lamina.registry_auth import authfile_for
 from lamina.settings import Settings
 from lamina.store import Store
+from lamina.target import Target
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

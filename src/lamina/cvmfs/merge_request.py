@@ -37,6 +37,7 @@ from lamina.cvmfs import GitLabError
 from lamina.cvmfs.config import CvmfsConfig
 from lamina.cvmfs.entries import PlannedEntry
 from lamina.cvmfs.wishlist import WishlistEdit, add_entries
+from lamina.sizes import human_size
 
 TOKEN_ENV = "LAMINA_GITLAB_TOKEN"
 DEVELOPER = 30  # GitLab access level that may push branches
@@ -93,13 +94,6 @@ def require_token() -> str:
                       "with api scope (use --dry-run to only see the change)")
 
 
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} GB"
 
 
 def _message(exc: GitlabError) -> str:
