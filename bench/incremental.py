@@ -11,8 +11,9 @@ it stores as blobs too). The analysis layer's own compressed size comes from the
 ``<store>/lamina/incanalysis/amd64.json``. Prints one line per release:
     incremental tag=T images=4 blob_uploads=N blob_bytes=B layer_bytes=LB manifest_puts=M
         manifest_bytes=MB uploaded_bytes=B+MB image_bytes=I top_layer_bytes=L ratio=(B+MB)/L
-(blob_bytes: layers and configs; layer_bytes: the layers among them; image_bytes: the
-analysis image's compressed layers; top_layer_bytes: its own layer.)
+(blob_bytes: layers, configs and the package reports lamina attaches to each published image;
+layer_bytes: the layers among them; image_bytes: the analysis image's compressed layers;
+top_layer_bytes: its own layer.)
 """
 
 from __future__ import annotations
