@@ -78,7 +78,8 @@ def make_plan(recipe: Recipe, store: Store, epoch: int, images: list[str] | None
               platforms: list[Platform] | None = None,
               resolver: ExternalResolver | None = None) -> list[PlanEntry]:
     names = recipe.select(images)
-    wanted_platforms = platforms or platforms_of(recipe, names)
+    # once each: callers pass the platforms of the nodes they hold, one per node
+    wanted_platforms = list(dict.fromkeys(platforms or platforms_of(recipe, names)))
     by_node: dict[tuple[str, Platform], PlanEntry] = {}
     entries: list[PlanEntry] = []
     for name in names:
