@@ -278,5 +278,9 @@ def test_unpacked_shipped_os_base_equals_umoci_unpack(
     ours = tree_entries(flat)
     injected = {k for k in ours if k == ".singularity.d" or k.startswith(".singularity.d/")}
     injected |= {k for k in ours if k in SYMLINKS or k in FHS_DIRS} - set(theirs)
-    assert {k: v for k, v in ours.items() if k not in injected} == theirs
+    # device nodes are skipped, as the unpacker does (CVMFS cannot hold them)
+    devices = {k for k, v in theirs.items() if v[0] == "other"}
+    assert "dev/null" in devices
+    assert {k: v for k, v in ours.items() if k not in injected} == {
+        k: v for k, v in theirs.items() if k not in devices}
     assert len(theirs) > 3000
