@@ -62,4 +62,4 @@ def test_reference_without_tag_or_digest_is_refused(lamina: Lamina, tmp_path: Pa
     result = lamina("unpack", "docker://registry.example.org/hep/tools", str(tmp_path / "o"),
                     "--store", str(tmp_path / "store"))
     assert result.code == 2
-    assert "neither a tag nor a digest" in result.err
+    assert "needs a :tag or an @sha256: digest" in result.err

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lamina.cvmfs import EntryError
+from lamina.cvmfs.entries import parse_entry
 from lamina.errors import ToolError, UsageError
 from lamina.platforms import UNAME
 from lamina.procs import capture
@@ -33,12 +35,6 @@ from lamina.store import REF_ANNOTATION, Store
 
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
                "application/vnd.docker.distribution.manifest.list.v2+json")
-HOST_RE = re.compile(r"^(localhost|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+|\[[0-9a-fA-F:]+\]"
-                     r"|[A-Za-z0-9.-]+:[0-9]+|\[[0-9a-fA-F:]+\]:[0-9]+)$")
-REPO_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-                     r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
-TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 ANY_DIGEST_RE = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$")
 ARCH_RE = re.compile(r"^[a-z0-9_]{1,32}$")
 
@@ -102,27 +98,18 @@ class RegistryRef:
 
 
 def parse_registry_ref(text: str) -> RegistryRef:
-    """DUCC's ``ParseImage`` rules: host literal, a tag or a digest required."""
+    """DUCC's ``ParseImage`` rules, shared with the wishlist check: host literal, a tag or a
+    digest required; a wildcard tag names no single image."""
     body = text.removeprefix("docker://").removeprefix("https://")
-    if body.count("@") > 1:
-        raise UsageError(f"image reference {text!r} has more than one '@'")
-    body, _, digest = body.partition("@")
-    host, sep, rest = body.partition("/")
-    if not sep or not HOST_RE.match(host):
-        raise UsageError(f"image reference {text!r} does not start with a registry host")
-    repository, tag = rest, ""
-    if ":" in rest.rsplit("/", 1)[-1]:
-        repository, _, tag = rest.rpartition(":")
-    if not REPO_RE.match(repository):
-        raise UsageError(f"image reference {text!r}: {repository!r} is not a repository name")
-    if tag and not TAG_RE.match(tag):
-        raise UsageError(f"image reference {text!r}: {tag!r} is not a valid tag")
-    if digest and not DIGEST_RE.match(digest):
-        raise UsageError(f"image reference {text!r}: {digest!r} is not a sha256 digest")
-    if not tag and not digest:
-        raise UsageError(f"image reference {text!r} has neither a tag nor a digest "
-                         "(the unpacker refuses it too)")
-    return RegistryRef(host, repository, tag or None, digest or None)
+    try:
+        entry = parse_entry(f"https://{body}")
+    except EntryError as exc:
+        message = exc.message.replace(f"wishlist entry {'https://' + body!r}",
+                                      f"image reference {text!r}", 1)
+        raise UsageError(message) from None
+    if entry.tag and "*" in entry.tag:
+        raise UsageError(f"image reference {text!r}: a wildcard tag names no single image")
+    return RegistryRef(entry.registry, entry.repository, entry.tag, entry.digest)
 
 
 def parse_public_name(text: str) -> PublicName:
