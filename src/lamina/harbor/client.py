@@ -1,68 +1,30 @@
-"""A small typed client for the Harbor REST API v2.0: project bootstrap, robots, tag
-immutability, retention and vulnerability scans.
-
-Why our own ~400 lines instead of a generated client: the publishing pipeline needs a dozen
-endpoints, and the things that break Harbor scripts in the field are exactly the ones a
-generic client hides (see ``notes/registries.md``):
-
-* **No cookies.** Harbor answers every API response with a ``sid`` session cookie. A client
-  that sends it back "carries a session", and Harbor's CSRF middleware then protects that
-  request like a browser's: POST/PUT/PATCH/DELETE without ``X-Harbor-CSRF-Token`` get
-  ``403 CSRF token invalid`` (goharbor/harbor#12455, #16744, #15994;
-  ``src/server/middleware/csrf/csrf.go``). Basic auth on every request and a cookie jar
-  whose policy refuses every cookie keep each call stateless.
-* **Double encoding.** A repository name with ``/`` goes into the path encoded twice
-  (``a/b`` -> ``a%252Fb``); encoded once, Harbor's router sees extra path segments -> 404.
-* **Paging.** Lists come in pages (``page``/``page_size``, at most 100) with ``X-Total-Count``
-  and a ``Link: <...>; rel="next"`` header. Harbor writes that link with its query string
-  *unescaped* (``src/server/v2.0/handler/base.go``), so a ``+`` in ``q=name=robot$p+ci``
-  would come back as a space if the URL were replayed. We take ``rel="next"`` as the signal
-  and ask for the next page with our own, correctly encoded parameters.
-* **Robot names contain ``$``** (``robot$<project>+<name>``). They are only ever passed as
-  Python strings, never through a shell, and Basic credentials are encoded as UTF-8 bytes.
-
-Errors become one-line :class:`~lamina.errors.RegistryError` s naming the operation, the HTTP
-status and Harbor's own message (``{"errors":[{"code":..., "message":...}]}``), passed
-through :func:`lamina.redact.redact` so a password or robot secret can never leak into them.
-"""
+"""Harbor operations lamina needs: project, robot, immutability, retention, scan."""
 
 from __future__ import annotations
 
-import base64
-import http.cookiejar
-import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import quote, urlsplit
-
-import requests
+from urllib.parse import quote
 
 from lamina import redact
 from lamina.errors import RegistryError, UsageError
+from lamina.harbor.scans import (
+    SCAN_RUNNING,
+    VULN_REPORT_TYPES,
+    ScanSummary,
+    reference_suffix,
+    summarize,
+)
+from lamina.harbor.transport import HarborTransport, encode_repository, id_from_location
 
-API = "/api/v2.0"
-MAX_PAGE_SIZE = 100
-# Report MIME types Harbor's scanners produce; asked for explicitly so older scanners answer too.
-VULN_REPORT_TYPES = ("application/vnd.security.vulnerability.report; version=1.1",
-                     "application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0")
-SEVERITIES = ("Critical", "High", "Medium", "Low", "Unknown", "None")
-# Scan job states (src/jobservice/job/status.go); anything else ends the poll.
-SCAN_RUNNING = ("Pending", "Scheduled", "Running")
 DEFAULT_ROBOT_ACCESS: tuple[tuple[str, str], ...] = (("repository", "push"),
                                                      ("repository", "pull"))
 SCAN_ROBOT_ACCESS: tuple[tuple[str, str], ...] = (("artifact", "read"), ("scan", "create"))
 # Daily at midnight; Harbor cron has a seconds field. Without a schedule a retention policy
 # exists but never runs, which is not what "keep the latest N" means to anyone.
 DEFAULT_RETENTION_CRON = "0 0 0 * * *"
-
-_HINTS = {
-    401: "check LAMINA_HARBOR_USERNAME/LAMINA_HARBOR_PASSWORD (a robot name keeps its "
-         "literal '$')",
-    403: "the account lacks this permission in Harbor",
-    412: "a Harbor policy forbids this (e.g. an immutable tag)",
-}
 
 
 @dataclass(frozen=True)
@@ -98,147 +60,9 @@ class Retention:
     action: str  # created | updated | unchanged
 
 
-@dataclass(frozen=True)
-class ScanSummary:
-    reference: str  # project/repository:tag or @digest
-    digest: str
-    status: str
-    severity: str
-    counts: dict[str, int]
-    total: int
-    fixable: int
-    scanner: str
+class HarborClient(HarborTransport):
+    """The operations; each is idempotent, so bootstrap can be rerun."""
 
-    def at_least(self, severity: str) -> int:
-        """Vulnerabilities at ``severity`` or worse (for ``--fail-on``)."""
-        ranked = SEVERITIES[: SEVERITIES.index(severity) + 1]
-        return sum(self.counts.get(level, 0) for level in ranked)
-
-
-def encode_repository(name: str) -> str:
-    """Harbor wants ``/`` in repository names URL-encoded twice: ``a/b`` -> ``a%252Fb``."""
-    return quote(quote(name, safe=""), safe="")
-
-
-def _basic(username: str, password: str) -> str:
-    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
-    return f"Basic {token}"
-
-
-def _no_cookies() -> http.cookiejar.DefaultCookiePolicy:
-    # An empty allow-list refuses every domain: Set-Cookie is ignored, nothing is ever sent.
-    return http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
-
-
-def _next_link(header: str) -> bool:
-    return any(re.search(r';\s*rel="?next"?', part) for part in header.split(","))
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _id_from_location(resp: requests.Response) -> int | None:
-    match = re.search(r"/(\d+)/?$", resp.headers.get("Location", ""))
-    return int(match.group(1)) if match else None
-
-
-class HarborClient:
-    """Stateless Basic-auth calls against one Harbor; see the module docstring for why."""
-
-    def __init__(self, base_url: str, username: str, password: str,
-                 verify: bool | str = True, *, timeout: float = 30.0,
-                 page_size: int = MAX_PAGE_SIZE) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UsageError(f"Harbor URL must look like https://harbor.example.org, "
-                             f"not '{_one_line(base_url, 80)}'")
-        if parts.username or parts.password:
-            raise UsageError("Harbor URL must not contain credentials; use "
-                             "LAMINA_HARBOR_USERNAME and LAMINA_HARBOR_PASSWORD")
-        if not username or not password:
-            raise UsageError("Harbor credentials missing: set LAMINA_HARBOR_USERNAME and "
-                             "LAMINA_HARBOR_PASSWORD")
-        redact.register(password)
-        self.base_url = base_url.rstrip("/")
-        self.username = username
-        self._auth = _basic(username, password)
-        self.verify = verify
-        self.timeout = timeout
-        self.page_size = max(1, min(page_size, MAX_PAGE_SIZE))
-        self.session = requests.Session()
-        self.session.cookies.set_policy(_no_cookies())
-
-    # ------------------------------------------------------------------ transport
-    def request(self, what: str, method: str, path: str, *,
-                params: Mapping[str, str | int] | None = None, body: Any = None,
-                ok: Sequence[int] = (200,), headers: Mapping[str, str] | None = None
-                ) -> requests.Response:
-        """One API call; any status outside ``ok`` becomes a one-line RegistryError."""
-        url = f"{self.base_url}{API}{path}"
-        sent = {"Authorization": self._auth, "Accept": "application/json"}
-        sent.update(headers or {})
-        try:
-            # verify per request: requests lets REQUESTS_CA_BUNDLE override Session.verify.
-            resp = self.session.request(method, url, params=params, json=body, headers=sent,
-                                        verify=self.verify, timeout=self.timeout,
-                                        allow_redirects=False)
-        except requests.exceptions.SSLError:
-            raise RegistryError(f"Harbor {what}: TLS verification of {self.base_url} failed "
-                                f"(pass --ca-bundle FILE with the site CA)") from None
-        except requests.RequestException as exc:
-            raise RegistryError(f"Harbor {what}: cannot reach {self.base_url} "
-                                f"({type(exc).__name__})") from None
-        self.session.cookies.clear()  # belt and braces: the policy already refuses them
-        if resp.status_code in ok:
-            return resp
-        raise self._error(what, resp)
-
-    def _error(self, what: str, resp: requests.Response) -> RegistryError:
-        status = resp.status_code
-        if 300 <= status < 400:
-            where = resp.headers.get("Location", "?")
-            return RegistryError(f"Harbor {what}: {status} redirect to {where}; "
-                                 f"use that address as --url")
-        detail = ""
-        try:
-            errors = resp.json().get("errors") or []
-            detail = "; ".join(f"{e.get('code', '?')}: {e.get('message', '')}" for e in errors
-                               if isinstance(e, dict))
-        except (ValueError, AttributeError):
-            detail = resp.text if status < 500 else ""
-        reason = resp.reason or ""
-        text = f"Harbor {what}: {status} {reason}".rstrip()
-        if detail:
-            text += f": {detail}"
-        hint = _HINTS.get(status)
-        if status == 403 and "csrf" in detail.lower():
-            hint = "a session cookie was sent back to Harbor; API calls must not keep cookies"
-        if hint:
-            text += f" ({hint})"
-        return RegistryError(redact.redact(_one_line(text, 400)))
-
-    def paged(self, what: str, path: str, params: Mapping[str, str | int] | None = None,
-              headers: Mapping[str, str] | None = None) -> Iterator[dict[str, Any]]:
-        """All items of a list endpoint, page by page (see the module docstring on Link)."""
-        page = 1
-        seen = 0
-        while True:
-            query = dict(params or {}, page=page, page_size=self.page_size)
-            resp = self.request(what, "GET", path, params=query, headers=headers)
-            items = resp.json() or []
-            if not isinstance(items, list):
-                raise RegistryError(f"Harbor {what}: expected a list, got {type(items).__name__}")
-            yield from items
-            seen += len(items)
-            total = resp.headers.get("X-Total-Count")
-            more = _next_link(resp.headers.get("Link", ""))
-            if not items or not more or (total and total.isdigit() and seen >= int(total)):
-                return
-            page += 1
-
-    # ------------------------------------------------------------------ projects
     def _project_path(self, project: str) -> str:
         return f"/projects/{quote(project, safe='')}"
 
@@ -367,7 +191,7 @@ class HarborClient:
                 "priority": 0, **self._selectors(tag_pattern)}
         resp = self.request(f"create immutable tag rule '{tag_pattern}' in '{project}'",
                             "POST", path, body=body, ok=(201,), headers=self._BY_NAME)
-        return ImmutableRule(_id_from_location(resp), tag_pattern, "created")
+        return ImmutableRule(id_from_location(resp), tag_pattern, "created")
 
     # ------------------------------------------------------------------ retention
     def set_retention(self, project: str, keep_latest_n: int, tag_pattern: str = "**",
@@ -394,7 +218,7 @@ class HarborClient:
                                   "settings": {"cron": cron}},
                       "scope": {"level": "project", "ref": int(info["project_id"])}}
             resp = self.request(what, "POST", "/retentions", body=policy, ok=(201,))
-            rid = _id_from_location(resp)
+            rid = id_from_location(resp)
             if rid is None:  # older Harbor: no Location; the project metadata knows
                 rid = int((self.get_project(project).get("metadata") or {})["retention_id"])
             return Retention(rid, keep_latest_n, tag_pattern, "created")
@@ -423,7 +247,7 @@ class HarborClient:
                       ) -> tuple[str, dict[str, Any] | None]:
         """(digest, the vulnerability report summary or None if never scanned)."""
         art = self.request(
-            f"get artifact {project}/{repository}{_ref_text(reference)}", "GET",
+            f"get artifact {project}/{repository}{reference_suffix(reference)}", "GET",
             self._artifact_path(project, repository, reference),
             params={"with_scan_overview": "true"},
             headers={"X-Accept-Vulnerabilities": ", ".join(VULN_REPORT_TYPES)}).json()
@@ -436,7 +260,7 @@ class HarborClient:
     def scan(self, project: str, repository: str, reference: str, *, timeout: float = 600.0,
              interval: float = 5.0, sleep: Callable[[float], None] = time.sleep) -> ScanSummary:
         """Trigger a vulnerability scan and wait (bounded) for its summary."""
-        ref_text = f"{project}/{repository}{_ref_text(reference)}"
+        ref_text = f"{project}/{repository}{reference_suffix(reference)}"
         # 409: a scan of this artifact is already running -- waiting for it is what we want.
         self.request(f"scan {ref_text}", "POST",
                      f"{self._artifact_path(project, repository, reference)}/scan",
@@ -455,39 +279,3 @@ class HarborClient:
         if report is None or status != "Success":
             raise RegistryError(f"Harbor scan {ref_text}: scan ended with status {status}")
         return summarize(ref_text, digest, report)
-
-
-def _ref_text(reference: str) -> str:
-    return f"@{reference}" if ":" in reference else f":{reference}"
-
-
-def summarize(ref_text: str, digest: str, report: Mapping[str, Any]) -> ScanSummary:
-    summary = report.get("summary") or {}
-    counts = {str(k): int(v) for k, v in (summary.get("summary") or {}).items()}
-    scanner = report.get("scanner") or {}
-    scanner_text = " ".join(str(scanner[k]) for k in ("name", "version") if scanner.get(k))
-    return ScanSummary(reference=ref_text, digest=digest,
-                       status=str(report.get("scan_status", "")),
-                       severity=str(report.get("severity") or "None"), counts=counts,
-                       total=int(summary.get("total") or 0),
-                       fixable=int(summary.get("fixable") or 0), scanner=scanner_text)
-
-
-def parse_reference(text: str, url: str) -> tuple[str, str, str]:
-    """``[host/]project/repo[/more]:tag`` or ``...@sha256:...`` -> (project, repo, ref)."""
-    host = urlsplit(url).netloc
-    rest = text[len(host) + 1:] if host and text.startswith(host + "/") else text
-    if "@" in rest:
-        name, ref = rest.split("@", 1)
-    else:
-        slash = rest.rfind("/")
-        colon = rest.rfind(":")
-        if colon <= slash:
-            raise UsageError(f"'{text}': expected PROJECT/REPOSITORY:TAG or "
-                             f"PROJECT/REPOSITORY@sha256:DIGEST")
-        name, ref = rest[:colon], rest[colon + 1:]
-    project, _, repo = name.partition("/")
-    if not project or not repo or not ref:
-        raise UsageError(f"'{text}': expected PROJECT/REPOSITORY:TAG or "
-                         f"PROJECT/REPOSITORY@sha256:DIGEST")
-    return project, repo, ref
