@@ -17,7 +17,7 @@ from dataclasses import replace
 from lamina.errors import RegistryError
 from lamina.plan import BUILD, TEST, UP_TO_DATE, PlanEntry, tests_hash
 from lamina.procs import capture
-from lamina.publish import cache_tag
+from lamina.publish import cache_tag, report_files
 from lamina.recipe import Recipe
 from lamina.render import KEY_LABEL
 from lamina.store import Store
@@ -74,6 +74,7 @@ def fetch_into_store(recipe: Recipe, store: Store, entry: PlanEntry, target: Tar
     stored = store.get(unit.store_ref)
     if stored is None or stored.annotations.get(KEY_LABEL) != unit.key:
         raise RegistryError(f"{entry.remote} does not carry key {unit.key[:19]}")
+    _fetch_reports(store, entry, target, stored.manifest_digest)
     own = stored.layers[-len(unit.layers):] if unit.layers else []
     store.write_record(unit.name, unit.platform.arch, {
         "image": unit.name, "platform": unit.platform.name, "key": unit.key,
@@ -87,6 +88,23 @@ def fetch_into_store(recipe: Recipe, store: Store, entry: PlanEntry, target: Tar
                   "hash": tests_hash(recipe.test_chain(unit.name)),
                   "note": "passed before it was pushed under its key tag"},
     })
+
+
+def _fetch_reports(store: Store, entry: PlanEntry, target: Target, digest: str) -> None:
+    """The package manifest and SBOM attached to the key-tagged image, written back beside
+    it in the store (releases re-attach them; ``lamina diff`` reads them)."""
+    client = client_for(target)
+    repo = target.path(target.repository(entry.image))
+    artifact = client.manifest(repo, digest.replace(":", "-"))
+    if artifact is None:
+        return
+    wanted = {media_type: path for path, media_type in
+              report_files(store, entry.image, entry.platform.arch)}
+    for layer in artifact.body.get("layers") or []:
+        path = wanted.get(str(layer.get("mediaType")))
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(client.blob(repo, str(layer["digest"])))
 
 
 def needed_locally(recipe: Recipe, entries: list[PlanEntry], publish: set[str]

@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from lamina.errors import LaminaError, UsageError
@@ -177,6 +178,12 @@ REPORT_ARTIFACT = "application/vnd.dev.lamina.report.v1"
 EMPTY_CONFIG = b"{}"
 
 
+def report_files(store: Store, image: str, arch: str) -> list[tuple[Path, str]]:
+    """The package manifest (JSON, Markdown) and SBOM of a node, with their media types."""
+    base = store.root / "lamina" / image
+    return [(base / f"{arch}.{suffix}", media_type) for suffix, media_type in REPORT_TYPES.items()]
+
+
 def attach_reports(client: RegistryClient, store: Store, entry: PlanEntry, target: Target,
                    subject_digest: str, subject_size: int) -> str | None:
     """Attach the package manifest (JSON, Markdown) and CycloneDX SBOM to a published image.
@@ -185,10 +192,9 @@ def attach_reports(client: RegistryClient, store: Store, entry: PlanEntry, targe
     (``sha256-<hex>``) as well, because registries older than OCI 1.1 (distribution 2.8)
     have no referrers API and that tag is how clients find it there. Returns its digest.
     """
-    base = store.root / "lamina" / entry.image
-    files = [(base / f"{entry.platform.arch}.{suffix}", media_type)
-             for suffix, media_type in REPORT_TYPES.items()]
-    files = [(path, media_type) for path, media_type in files if path.is_file()]
+    files = [(path, media_type)
+             for path, media_type in report_files(store, entry.image, entry.platform.arch)
+             if path.is_file()]
     if not files:
         return None
     repo = target.path(target.repository(entry.image))
@@ -237,6 +243,10 @@ def push_key_tag(store: Store, entry: PlanEntry, target: Target,
     key_ref = f"{target.repository(entry.image)}:{cache_tag(unit.key)}"
     if remote_digest(client, target, key_ref) != build_digest:
         _push(client, store, build_digest, target, key_ref, mount_from)
+        # the reports travel with the key tag too, so a machine that fetches this node
+        # instead of building it gets them back (lamina.against.fetch_into_store)
+        attach_reports(client, store, entry, target, build_digest,
+                       store.blob_path(build_digest).stat().st_size)
     return key_ref
 
 

@@ -212,6 +212,20 @@ class RegistryClient:
         found = self.manifest(repository, reference)
         return found.digest if found else None
 
+    def blob(self, repository: str, digest: str, limit: int = 64 << 20) -> bytes:
+        """A small blob's bytes, checked against its digest (reports, not layers)."""
+        response = self._call("GET", repository, f"/v2/{repository}/blobs/{digest}")
+        if response.status_code in (301, 302, 303, 307, 308):  # storage behind a redirect
+            response = self._request("GET", urljoin(f"{self.scheme}://{self.host}/",
+                                                    response.headers.get("Location", "")))
+        if response.status_code != 200:
+            raise self._fail(response, f"blob {digest[:19]} in {repository}")
+        data = response.content[:limit + 1]
+        if len(data) > limit or "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+            raise RegistryError(f"{self.host}: blob {digest[:19]} in {repository} does not "
+                                "match its digest")
+        return data
+
     def blob_exists(self, repository: str, digest: str) -> bool:
         response = self._call("HEAD", repository, f"/v2/{repository}/blobs/{digest}",
                               push=True)

@@ -8,6 +8,7 @@ commit and to the parent they were built on.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -76,6 +77,9 @@ def test_build_push_then_a_fresh_machine_builds_and_uploads_nothing(
     assert {n["outcome"] for n in again.json()["nodes"]} == {"up-to-date"}
     assert tls_registry.blob_uploads() == uploads
     assert not any(t["uploaded"] for p in again.json()["published"] for t in p["tags"])
+    # what was fetched instead of built came with its package manifest and SBOM
+    sbom = fresh / ".lamina/store/lamina/app/amd64.cdx.json"
+    assert json.loads(sbom.read_text())["bomFormat"] == "CycloneDX"
 
     # Change only the top layer: only leaf builds (on app fetched from the registry), and the
     # upload is that one layer plus its config.
