@@ -24,10 +24,6 @@ from lamina.store import Store
 from lamina.target import Target, client_for
 
 
-def _repository_path(target: Target, image: str) -> str:
-    return f"{target.namespace}/{image}"
-
-
 def check_against(entries: list[PlanEntry], target: Target, jobs: int = 8
                   ) -> tuple[list[PlanEntry], int]:
     """Entries with what ``target`` already holds marked up to date (reason: where), and the
@@ -37,7 +33,7 @@ def check_against(entries: list[PlanEntry], target: Target, jobs: int = 8
 
     def probe(entry: PlanEntry) -> bool:
         assert entry.unit is not None
-        found = client.manifest(_repository_path(target, entry.image),
+        found = client.manifest(target.path(target.repository(entry.image)),
                                 cache_tag(entry.unit.key))
         return found is not None and found.annotations.get(KEY_LABEL) == entry.unit.key
 
