@@ -14,14 +14,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+from lamina.build import node_record
 from lamina.errors import RegistryError
 from lamina.plan import BUILD, TEST, UP_TO_DATE, PlanEntry, tests_hash
-from lamina.procs import capture
 from lamina.publish import cache_tag, report_files
 from lamina.recipe import Recipe
 from lamina.render import KEY_LABEL
 from lamina.store import Store
-from lamina.target import Target, client_for
+from lamina.target import Target, client_for, pull
 
 
 def check_against(entries: list[PlanEntry], target: Target, jobs: int = 8
@@ -58,27 +58,15 @@ def fetch_into_store(recipe: Recipe, store: Store, entry: PlanEntry, target: Tar
     as tested: only images whose tests passed are ever pushed under a key tag."""
     unit = entry.unit
     assert unit is not None and entry.remote is not None
-    cmd = ["skopeo", "copy", "--quiet", "--preserve-digests", "--retry-times", "3",
-           f"--src-tls-verify={'true' if target.tls_verify else 'false'}"]
-    if target.cert_dir is not None:
-        cmd.append(f"--src-cert-dir={target.cert_dir}")
-    if target.authfile is not None:
-        cmd.append(f"--authfile={target.authfile}")
     with store.locked():
-        capture([*cmd, f"docker://{entry.remote}", store.transport(unit.store_ref)],
-                what=f"fetch {entry.remote}")
+        pull(f"docker://{entry.remote}", store.transport(unit.store_ref), target.tls_verify,
+             target.cert_dir, target.authfile, what=f"fetch {entry.remote}")
     stored = store.get(unit.store_ref)
     if stored is None or stored.annotations.get(KEY_LABEL) != unit.key:
         raise RegistryError(f"{entry.remote} does not carry key {unit.key[:19]}")
     _fetch_reports(store, entry, target, stored.manifest_digest)
-    own = stored.layers[-len(unit.layers):] if unit.layers else []
     store.write_record(unit.name, unit.platform.arch, {
-        "image": unit.name, "platform": unit.platform.name, "key": unit.key,
-        "inputs": unit.inputs, "manifest_digest": stored.manifest_digest,
-        "config_digest": stored.config_digest,
-        "size": sum(int(layer["size"]) for layer in stored.layers),
-        "layers": [{"name": r.layer.name, "kind": r.layer.kind, "digest": d["digest"],
-                    "size": int(d["size"])} for r, d in zip(unit.layers, own, strict=True)],
+        **node_record(unit, stored),
         "fetched_from": entry.remote, "fetched_at": int(time.time()),
         "tests": {"status": "passed", "key": unit.key,
                   "hash": tests_hash(recipe.test_chain(unit.name)),

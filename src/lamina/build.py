@@ -12,6 +12,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lamina import hygiene, manifests, rootfs
 from lamina.builders.base import Builder, write_context
@@ -23,7 +24,7 @@ from lamina.recipe import Recipe
 from lamina.redact import redact
 from lamina.render import BuildUnit
 from lamina.settings import Settings
-from lamina.store import Store
+from lamina.store import Store, StoredImage
 
 BUILT = "built"
 TESTED = "tested"
@@ -51,13 +52,11 @@ def log_path(settings: Settings, unit: BuildUnit) -> Path:
     return settings.logs / f"{unit.name}-{unit.platform.arch}.log"
 
 
-def _record_build(store: Store, unit: BuildUnit, log: Path, seconds: float) -> None:
-    stored = store.get(unit.store_ref)
-    if stored is None:
-        raise LaminaError(f"{unit.store_ref} missing from the store after export")
+def node_record(unit: BuildUnit, stored: StoredImage) -> dict[str, Any]:
+    """What the store records about a node, however it got there (built or fetched): its
+    key and named inputs (how the plan says what changed), digests, and own layer sizes."""
     own = stored.layers[-len(unit.layers):] if unit.layers else []
-    record = store.read_record(unit.name, unit.platform.arch)
-    record.update({
+    return {
         "image": unit.name,
         "platform": unit.platform.name,
         "key": unit.key,
@@ -70,6 +69,16 @@ def _record_build(store: Store, unit: BuildUnit, log: Path, seconds: float) -> N
              "size": int(d["size"])}
             for r, d in zip(unit.layers, own, strict=True)
         ],
+    }
+
+
+def _record_build(store: Store, unit: BuildUnit, log: Path, seconds: float) -> None:
+    stored = store.get(unit.store_ref)
+    if stored is None:
+        raise LaminaError(f"{unit.store_ref} missing from the store after export")
+    record = store.read_record(unit.name, unit.platform.arch)
+    record.update({
+        **node_record(unit, stored),
         "built_at": int(time.time()),
         "build_seconds": round(seconds, 1),
         "log": str(log),

@@ -13,6 +13,7 @@ import requests
 import urllib3
 
 from lamina.errors import UsageError
+from lamina.procs import capture
 from lamina.registry_auth import credentials_for
 from lamina.registry_client import RegistryClient
 
@@ -64,3 +65,18 @@ def client_for(target: Target) -> RegistryClient:
             scheme = "http"
     return RegistryClient(target.registry, credentials_for(target.registry, target.authfile),
                           verify, scheme)
+
+
+def pull(source: str, dest: str, tls_verify: bool, cert_dir: Path | None,
+         authfile: Path | None, *, what: str, all_images: bool = False) -> None:
+    """Copy an image from a registry into a local layout with skopeo, digests unchanged
+    (pulls stay with the field's tool; pushes go through :mod:`lamina.registry_client`)."""
+    cmd = ["skopeo", "copy", "--quiet", "--preserve-digests", "--retry-times", "3",
+           f"--src-tls-verify={'true' if tls_verify else 'false'}"]
+    if all_images:
+        cmd.append("--all")
+    if cert_dir is not None:
+        cmd.append(f"--src-cert-dir={cert_dir}")
+    if authfile is not None:
+        cmd.append(f"--src-authfile={authfile}")
+    capture([*cmd, source, dest], what=what)

@@ -36,7 +36,8 @@ from typing import Any
 from lamina.errors import ToolError, UsageError
 from lamina.platforms import UNAME
 from lamina.unpack import singularity
-from lamina.unpack.layers import LayerStats, RootFS, apply_layers
+from lamina.unpack.layers import LayerStats, apply_layers
+from lamina.unpack.rootfs import RootFS
 from lamina.unpack.source import PlatformImage, PublicName, Source
 
 FOREIGN_MARKERS = ("foreign", "nondistributable")

@@ -26,7 +26,7 @@ import stat
 import time
 from typing import Any
 
-from lamina.unpack.layers import RootFS
+from lamina.unpack.rootfs import RootFS
 
 SOURCE_ENV = """for script in /.singularity.d/env/*.sh; do
     if [ -f "$script" ]; then

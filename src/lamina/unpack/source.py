@@ -29,9 +29,9 @@ from lamina.cvmfs import EntryError
 from lamina.cvmfs.entries import parse_entry
 from lamina.errors import ToolError, UsageError
 from lamina.platforms import UNAME
-from lamina.procs import capture
 from lamina.registry_auth import authfile_for
 from lamina.store import REF_ANNOTATION, Store
+from lamina.target import pull
 
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
                "application/vnd.docker.distribution.manifest.list.v2+json")
@@ -272,12 +272,6 @@ def from_registry(store: Store, text: str, platform: str | None, name: PublicNam
     cache = Store(store.root / "lamina" / "unpack-cache")
     local = cache_ref(ref)
     with authfile_for(ref.registry, authfile) as auth, cache.locked():
-        cmd = ["skopeo", "copy", "--all", "--quiet",
-               f"--src-tls-verify={'true' if tls_verify else 'false'}"]
-        if cert_dir is not None:
-            cmd += ["--src-cert-dir", str(cert_dir)]
-        if auth is not None:
-            cmd += ["--src-authfile", str(auth)]
-        cmd += [ref.transport, cache.transport(local)]
-        capture(cmd, what=f"copying {ref.transport}")
+        pull(ref.transport, cache.transport(local), tls_verify, cert_dir, auth,
+             what=f"copying {ref.transport}", all_images=True)
     return from_layout(cache.root, local, platform, name or ref.public)
