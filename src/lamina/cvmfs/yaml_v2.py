@@ -56,7 +56,7 @@ class Item:
 class Document:
     root: Any  # a yaml MappingNode (or None for an empty document)
 
-    def keys(self) -> list[str]:
+    def top_keys(self) -> list[str]:
         if not isinstance(self.root, yaml.MappingNode):
             return []
         return [str(k.value) for k, _ in self.root.value]
