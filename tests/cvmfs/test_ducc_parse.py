@@ -24,7 +24,8 @@ PARSED = [
     ("registry.cern.ch/hep/app:1.0", cern("hep/app", "1.0")),
     # "localhost:5000/..." parses as scheme "localhost" with an opaque rest: no host, retry
     ("localhost:5000/hep/app:1.0", DuccImage("https", "localhost:5000", "hep/app", "1.0")),
-    ("http://registry.cern.ch/hep/app:1.0", DuccImage("http", "registry.cern.ch", "hep/app", "1.0")),
+    ("http://registry.cern.ch/hep/app:1.0",
+     DuccImage("http", "registry.cern.ch", "hep/app", "1.0")),
     ("https://[::1]:5000/hep/app:1.0", DuccImage("https", "[::1]:5000", "hep/app", "1.0")),
     ("https://[2001:db8::1]/hep/app:*", DuccImage("https", "[2001:db8::1]", "hep/app", "*")),
     # the digest wins for the fetch, the tag for the path
