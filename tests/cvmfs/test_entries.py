@@ -218,3 +218,21 @@ def test_unknown_cvmfs_key_is_a_recipe_error(project: Project,
     project.set_cvmfs(projet="typo/sync")
     result = lamina("-C", str(project.root), "cvmfs", "entries")
     assert result.code == 2 and "recipe.yaml" in result.err and "projet" in result.err
+
+
+def test_lamina_unpack_references_use_the_same_parser() -> None:
+    # src/lamina/unpack/source.py parse_registry_ref goes through parse_entry
+    from lamina.errors import UsageError
+    from lamina.unpack.source import parse_registry_ref
+
+    ref = parse_registry_ref("[::1]:5000/hep/app:1.0")
+    assert (str(ref.public), ref.transport) == ("[::1]:5000/hep/app:1.0",
+                                                "docker://[::1]:5000/hep/app:1.0")
+    assert str(parse_registry_ref("Registry.CERN.ch/hep/app:1.0").public) == (
+        "Registry.CERN.ch/hep/app:1.0")
+    with pytest.raises(UsageError) as info:
+        parse_registry_ref("docker.io/library/debian:12")
+    assert str(info.value) == (
+        "image reference 'docker.io/library/debian:12': 'docker.io' is not a registry API host "
+        "(DUCC uses the host literally); Docker Hub is registry.hub.docker.com (library/<name> "
+        "for official images)")
