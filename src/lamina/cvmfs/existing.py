@@ -53,8 +53,13 @@ class ExistingLine:
         text = json.dumps(self.text, ensure_ascii=False)[1:-1]
         return text if len(text) <= limit else text[:limit - 1] + "…"
 
+    @property
+    def why(self) -> str:
+        """The problem on one printable line (DUCC's messages quote the raw element)."""
+        return "".join(c if c.isprintable() else repr(c)[1:-1] for c in self.problem or "")
+
     def report(self) -> str:
-        return f"line {self.line}: {self.shown()}: {self.problem}"
+        return f"line {self.line}: {self.shown()}: {self.why}"
 
 
 def _fetch_problem(scheme: str, host: str, repository: str, tag: str, digest: str

@@ -195,8 +195,8 @@ def report_lines(broken: Sequence[ExistingLine], notes: Sequence[str], *, markdo
     if broken:
         out += ["", f"Existing wishlist lines DUCC cannot use ({len(broken)}; this merge request "
                     "leaves them as they are):", ""]
-        out += [f"- line {b.line}: `` {b.shown()} ``: {b.problem}" if markdown else
-                f"line {b.line}: {b.shown()}: {b.problem}" for b in broken]
+        out += [f"- line {b.line}: `` {b.shown()} ``: {b.why}" if markdown else b.report()
+                for b in broken]
     if notes and markdown:
         out += ["", "Notes:", "", *(f"- {note}" for note in notes)]
     elif notes:
