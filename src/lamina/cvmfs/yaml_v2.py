@@ -83,8 +83,18 @@ def _shape(node: Any, depth: int = 0) -> Any:
                             for k, v in node.value))
 
 
-def _compose(text: str) -> tuple[Any, yaml.CSafeLoader]:
-    loader = yaml.CSafeLoader(text)
+def _libyaml() -> Any:
+    """PyYAML's libyaml loader; the pure-Python one reads tabs differently from yaml.v2."""
+    loader = getattr(yaml, "CSafeLoader", None)
+    if loader is None:
+        raise WishlistError("PyYAML is installed without libyaml, which lamina needs to read "
+                            "the wishlist as DUCC's yaml.v2 (a port of libyaml) does; "
+                            "reinstall PyYAML from a wheel or with libyaml-dev present")
+    return loader
+
+
+def _compose(text: str) -> tuple[Any, Any]:
+    loader = _libyaml()(text)
     try:
         return (loader.get_node() if loader.check_node() else None), loader
     except BaseException:
@@ -124,7 +134,7 @@ def _patch_single_quote_escapes(text: str, what: str) -> tuple[str, Any]:
 def _double_quoted_spans(text: str, last_line: int) -> Iterator[tuple[int, str]]:
     lines = text.splitlines()
     try:
-        for token in yaml.scan(text, Loader=yaml.CSafeLoader):
+        for token in yaml.scan(text, Loader=_libyaml()):
             start, end = token.start_mark, token.end_mark
             if start.line > last_line:
                 return
@@ -141,7 +151,7 @@ def _double_quoted_spans(text: str, last_line: int) -> Iterator[tuple[int, str]]
 
 
 def _check_go_port(text: str, root: Any, what: str) -> None:
-    for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+    for event in yaml.parse(text, Loader=_libyaml()):
         if isinstance(event, yaml.DocumentStartEvent):
             version = getattr(event, "version", None)
             if version is not None and tuple(version) != (1, 1):
