@@ -55,11 +55,11 @@ GLOB_ALPHABET = st.sampled_from([
 @given(st.lists(GLOB_ALPHABET, min_size=1, max_size=14).map("".join),
        st.sampled_from(["1.0", "a", "rc1-amd64", "x" * 40]))
 def test_every_glob_compiles_or_is_refused(pattern: str, tag: str) -> None:
-    from lamina.cvmfs.tag_glob import GlobError, GlobUnknown, compile_glob
+    from lamina.cvmfs.tag_glob import GlobError, compile_glob
 
     try:
         glob = compile_glob(pattern)
-    except (GlobError, GlobUnknown) as exc:
+    except GlobError as exc:
         assert "\n" not in str(exc)
         return
     assert glob.matches(tag) in (True, False)

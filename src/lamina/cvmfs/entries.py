@@ -27,7 +27,7 @@ from typing import Any
 
 from lamina.cvmfs import EntryError
 from lamina.cvmfs.ducc_image import DuccParseError, parse_image
-from lamina.cvmfs.tag_glob import GlobError, GlobUnknown, compile_glob
+from lamina.cvmfs.tag_glob import GlobError, compile_glob
 
 CVMFS_ROOT = "/cvmfs/unpacked.cern.ch"
 DOCKER_HUB = "registry.hub.docker.com"  # the host unpacked.cern.ch lists Docker Hub under
@@ -126,7 +126,7 @@ def tag_matches(pattern: str, tag: str) -> bool:
     lamina cannot evaluate: such a line covers nothing)."""
     try:
         return compile_glob(pattern).matches(tag)
-    except (GlobError, GlobUnknown):
+    except GlobError:
         return False
 
 
@@ -169,7 +169,7 @@ def parse_entry(text: str) -> WishEntry:
     if has_tag and "*" in image.tag:
         try:
             compile_glob(image.tag)
-        except (GlobError, GlobUnknown) as exc:
+        except GlobError as exc:
             raise _refuse(line, f"tag glob '{image.tag}' expands to nothing: {exc}") from None
     elif has_tag and not TAG.match(image.tag):
         raise _refuse(line, f"'{image.tag}' is not a valid tag")

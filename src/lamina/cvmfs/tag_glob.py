@@ -4,62 +4,73 @@
 ``.*``, compiles the result with Go's ``regexp.Compile`` (RE2 syntax, Perl flags), switches it
 to leftmost-longest and keeps a tag when the match equals the whole tag. So the "glob" is a
 Go regular expression: ``.`` matches any character, character classes (``[0-9]``, ``\\d``,
-``\\pL``; ``[[:digit:]]`` would too, but its colons make ``ParseImage`` refuse the line first),
-alternation, groups, ``+``, ``?`` and ``{n,m}`` all work, and a pattern Go refuses to compile
-expands to no tag at all (the error is swallowed). Python's
-``re`` differs from RE2 (``[[:alpha:]]``, ``\\z``, ``{,3}``, possessive ``*+``, back-references,
-exponential backtracking), so this module parses RE2 syntax itself, following Go's
-``src/regexp/syntax/parse.go`` for what is accepted, and matches by walking sets of positions
-(no backtracking). The leftmost-longest match equals the whole tag exactly when the
-expression matches the whole tag, which is what :meth:`TagGlob.matches` computes.
+``\\pL``, Unicode scripts), alternation, groups, ``+``, ``?`` and ``{n,m}`` all work, and a
+pattern Go refuses to compile expands to no tag at all (the error is swallowed).
 
-Tags are ASCII (the distribution-spec tag grammar), so classes are evaluated over ASCII
-(:mod:`lamina.cvmfs.go_regexp_classes`); the expression is parsed by
-:mod:`lamina.cvmfs.go_regexp`.
+Python's ``re`` is not RE2 (``[[:alpha:]]``, ``\\z``, possessive ``*+``, back-references,
+look-around, exponential backtracking), so the pattern is compiled with Google's RE2 itself
+(the ``google-re2`` wheel), the library whose syntax Go's ``regexp/syntax`` implements. The
+few places where Go's parser is stricter than RE2's C++ one are checked here (duplicate group
+names, ``src/regexp/syntax/parse.go`` ``ErrDuplicateGroupName``), and RE2's error texts are
+given in Go's words (``src/regexp/syntax/parse.go`` ``ErrorCode``), which is what a user
+comparing with DUCC's logs will search for.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-
-from lamina.cvmfs.go_regexp import GoRegexpError, Node, parse
-from lamina.cvmfs.go_regexp_classes import Unevaluable, is_word
-
-GlobError = GoRegexpError  # Go refuses the expression: DUCC expands the glob to no tag
-GlobUnknown = Unevaluable  # lamina cannot tell: the glob is taken to cover nothing
+from typing import Any
 
 
-def _holds(what: str, text: str, i: int) -> bool:
-    n = len(text)
-    return {"bot": i == 0, "eot": i == n,
-            "bol": i == 0 or text[i - 1] == "\n", "eol": i == n or text[i] == "\n",
-            "wordb": is_word(text, i - 1) != is_word(text, i),
-            "nowordb": is_word(text, i - 1) == is_word(text, i)}[what]
+class GlobError(ValueError):
+    """Go's ``regexp.Compile`` refuses the expression: DUCC expands the glob to no tag."""
 
 
-def _run(node: Node, text: str, at: frozenset[int]) -> frozenset[int]:
-    if not at:
-        return at
-    if node.kind == "chars":
-        return frozenset(i + 1 for i in at if i < len(text) and ord(text[i]) in node.chars)
-    if node.kind == "assert":
-        return frozenset(i for i in at if _holds(node.what, text, i))
-    if node.kind == "concat":
-        for sub in node.subs:
-            at = _run(sub, text, at)
-        return at
-    if node.kind == "alt":
-        return frozenset().union(*(_run(sub, text, at) for sub in node.subs))
-    sub = node.subs[0]
-    for _ in range(node.low):
-        at = _run(sub, text, at)
-    reached, frontier = set(at), at
-    extra = node.high - node.low if node.high is not None else None
-    while frontier and (extra is None or extra > 0):
-        frontier = _run(sub, text, frontier) - reached
-        reached |= frontier
-        extra = None if extra is None else extra - 1
-    return frozenset(reached)
+# RE2 (C++) error text prefix -> Go's regexp/syntax ErrorCode text
+_GO_WORDS = (
+    ("bad repetition operator", "invalid nested repetition operator"),
+    ("no argument for repetition operator", "missing argument to repetition operator"),
+    ("invalid repetition size", "invalid repeat count"),
+    ("invalid character class range", "invalid character class range"),
+    ("invalid character class", "invalid character class"),
+    ("missing ]", "missing closing ]"),
+    ("missing )", "missing closing )"),
+    ("unexpected )", "unexpected )"),
+    ("invalid escape sequence", "invalid escape sequence"),
+    ("trailing \\", "trailing backslash at end of expression"),
+    ("invalid named capture group", "invalid named capture"),
+    ("invalid perl operator: (?<", "invalid named capture"),  # Go parses (?<= as a name
+    ("invalid perl operator", "invalid or unsupported Perl syntax"),
+    ("invalid UTF-8", "invalid UTF-8"),
+    ("pattern too large", "expression too large"),
+)
+_GROUP_NAME = re.compile(r"\(\?P?<([^>]*)>")
+
+
+def _go_message(error: str) -> str:
+    """RE2's text in the form of Go's ``syntax.Error.Error()``: ``error parsing regexp:
+    <code>: `<expr>```."""
+    for prefix, words in _GO_WORDS:
+        if error.startswith(prefix):
+            detail = error[len(prefix):].lstrip(": ")
+            return f"error parsing regexp: {words}: `{detail}`"
+    return f"error parsing regexp: {error}"
+
+
+def _compile(regexp: str) -> Any:
+    import re2  # a C++ extension: imported by the one command that needs it
+
+    options = re2.Options()
+    options.log_errors = False
+    options.longest_match = True
+    try:
+        return re2.compile(regexp, options)
+    except re2.error as exc:
+        text = exc.args[0] if exc.args else str(exc)
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")
+        raise GlobError(_go_message(str(text))) from None
 
 
 @dataclass(frozen=True)
@@ -68,18 +79,20 @@ class TagGlob:
 
     pattern: str
     regexp: str
-    root: Node
+    compiled: Any
 
     def matches(self, tag: str) -> bool:
-        """Whether DUCC's expansion of the pattern includes ``tag``."""
-        try:
-            return tag != "" and len(tag) in _run(self.root, tag, frozenset({0}))
-        except RecursionError:
-            return False
+        """Whether DUCC's expansion of the pattern includes ``tag``: RE2 matches in linear
+        time, so no pattern can make this slow."""
+        return tag != "" and self.compiled.fullmatch(tag) is not None
 
 
 def compile_glob(pattern: str) -> TagGlob:
     """Compile ``pattern`` as ``filterUsingGlob`` does; :class:`GlobError` when Go's
-    ``regexp.Compile`` would refuse it, :class:`GlobUnknown` when lamina cannot tell."""
+    ``regexp.Compile`` would refuse it."""
     regexp = pattern.replace("*", ".*")
-    return TagGlob(pattern, regexp, parse(regexp))
+    names = [name for name in _GROUP_NAME.findall(regexp) if name]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate is not None:
+        raise GlobError(f"error parsing regexp: duplicate capture group name: `{duplicate}`")
+    return TagGlob(pattern, regexp, _compile(regexp))
