@@ -1,5 +1,11 @@
 """The wishlist editor on realistic files, one directory per case under
-tests/cases/wishlist/<case>/ (recipe.yaml + case.yaml saying what must happen)."""
+tests/cases/wishlist/<case>/ (recipe.yaml + case.yaml saying what must happen).
+
+case.yaml keys: ``add`` (the URLs requested), then either ``error`` (a substring of the one-line
+refusal) or ``expect_lines`` + ``after`` (the inserted lines, byte for byte, and the line they
+follow), optionally ``skipped`` (url: reason substring), ``broken`` (line number: substring of
+DUCC's verdict on an existing line; without the key no line may be reported) and ``notes``
+(substrings). The expected values are written from DUCC's source, cited in each case.yaml."""
 
 from __future__ import annotations
 
@@ -50,6 +56,14 @@ def test_wishlist_case(case: Path) -> None:
     for url, why in (spec.get("skipped") or {}).items():
         reasons = [w for u, w in edit.skipped if u == url]
         assert reasons and any(why in r for r in reasons), (url, edit.skipped)
+    assert set(edit.added) | {u for u, _ in edit.skipped} == set(spec["add"])
+    broken = {b.line: b.report() for b in edit.broken}
+    assert set(broken) == set(spec.get("broken") or {}), broken
+    for line, why in (spec.get("broken") or {}).items():
+        assert why in broken[line] and "\n" not in broken[line], (line, broken[line])
+    assert len(edit.notes) == len(spec.get("notes") or []), edit.notes
+    for note, expected in zip(edit.notes, spec.get("notes") or [], strict=True):
+        assert expected in note, (expected, note)
     # idempotent: adding the same entries again changes nothing
     again = add_entries(edit.text, spec["add"], "recipe.yaml")
     assert again.text == edit.text and not again.added

@@ -1,31 +1,26 @@
 """``lamina cvmfs``: the unpacked.cern.ch wishlist lines for published images, and the merge
-request on the sync repository that adds them."""
+request on the sync repository that adds them.
+
+Every command module is imported to build ``lamina --help``, so the wishlist reader and the
+GitLab client are imported inside the handlers, not here."""
 
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 from pathlib import Path
-from typing import Any
-
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from lamina.commands._common import console, load, print_json
 from lamina.cvmfs.config import CvmfsConfig, cvmfs_config
-from lamina.cvmfs.entries import PlannedEntry, planned_entries
-from lamina.cvmfs.merge_request import (
-    ImageSummary,
-    SyncRepository,
-    branch_name,
-    read_wishlist,
-    require_token,
-    token_from_env,
-)
-from lamina.cvmfs.wishlist import add_entries
 from lamina.errors import UsageError
 from lamina.recipe import Recipe
 from lamina.store import Store
+
+if TYPE_CHECKING:
+    from lamina.cvmfs.entries import PlannedEntry
+    from lamina.cvmfs.merge_request import ImageSummary
+    from lamina.cvmfs.wishlist import WishlistEdit
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -109,6 +104,9 @@ def _published(recipe: Recipe, store: Store, cfg: CvmfsConfig, wanted: list[str]
 
 def _plan(args: argparse.Namespace) -> tuple[Recipe, CvmfsConfig, list[str],
                                              list[PlannedEntry], list[ImageSummary]]:
+    from lamina.cvmfs.entries import planned_entries
+    from lamina.cvmfs.merge_request import ImageSummary
+
     recipe, settings = load(args)
     cfg = _config(recipe, args)
     published = _published(recipe, Store(settings.store), cfg, list(args.images or []))
@@ -122,7 +120,13 @@ def _plan(args: argparse.Namespace) -> tuple[Recipe, CvmfsConfig, list[str],
 
 
 def run_entries(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from lamina.cvmfs.entries import host_notes
+
     _, _, _, planned, _ = _plan(args)
+    for note in host_notes(planned):
+        print(f"# note: {note}", file=sys.stderr)
     if args.json:
         print_json([p.as_json() for p in planned])
         return 0
@@ -135,7 +139,34 @@ def run_entries(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_json(edit: WishlistEdit, planned: list[PlannedEntry]) -> dict[str, Any]:
+    from lamina.cvmfs.entries import host_notes
+
+    return {"broken": [{"line": b.line, "entry": b.text, "why": b.problem}
+                       for b in edit.broken],
+            "notes": [*host_notes(planned), *edit.notes]}
+
+
+def _print_report(edit: WishlistEdit, planned: list[PlannedEntry], prefix: str) -> None:
+    from lamina.cvmfs.entries import host_notes
+    from lamina.cvmfs.merge_request import report_lines
+
+    for line in report_lines(edit.broken, [*host_notes(planned), *edit.notes], markdown=False):
+        print(f"{prefix}{line}", file=sys.stderr)
+
+
 def run_mr(args: argparse.Namespace) -> int:
+    import difflib
+
+    from lamina.cvmfs.merge_request import (
+        SyncRepository,
+        branch_name,
+        read_wishlist,
+        require_token,
+        token_from_env,
+    )
+    from lamina.cvmfs.wishlist import add_entries
+
     if args.wishlist and not args.dry_run:
         raise UsageError("--wishlist FILE only works with --dry-run (the merge request edits "
                          "the file on GitLab)")
@@ -156,11 +187,12 @@ def run_mr(args: argparse.Namespace) -> int:
         if args.json:
             print_json({"branch": branch, "added": edit.added,
                         "skipped": [{"url": u, "why": w} for u, w in edit.skipped],
-                        "diff": out})
+                        "diff": out, **_report_json(edit, planned)})
         else:
             sys.stdout.write(out)
             for url, why in edit.skipped:
                 print(f"# skipped {url}: {why}", file=sys.stderr)
+            _print_report(edit, planned, "# ")
             if not edit.changed:
                 print("# nothing to add: every entry is already on the wishlist",
                       file=sys.stderr)
@@ -172,7 +204,8 @@ def run_mr(args: argparse.Namespace) -> int:
                     "commit": result.commit, "branch": branch, "source": result.source_project,
                     "added": result.edit.added,
                     "skipped": [{"url": u, "why": w} for u, w in result.edit.skipped],
-                    "notes": result.notes})
+                    "notes": result.notes,
+                    "wishlist": _report_json(result.edit, planned)})
         return 0
     said = {"opened": f"opened merge request !{result.iid}: {result.url}",
             "updated": f"updated merge request !{result.iid}: {result.url}",
@@ -185,4 +218,5 @@ def run_mr(args: argparse.Namespace) -> int:
         print(f"  = {url} ({why})")
     for note in result.notes:
         print(f"note: {note}")
+    _print_report(result.edit, planned, "")
     return 0

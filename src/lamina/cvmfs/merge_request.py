@@ -35,7 +35,8 @@ from gitlab.exceptions import GitlabError
 from lamina import redact
 from lamina.cvmfs import GitLabError
 from lamina.cvmfs.config import CvmfsConfig
-from lamina.cvmfs.entries import PlannedEntry
+from lamina.cvmfs.entries import PlannedEntry, host_notes
+from lamina.cvmfs.existing import ExistingLine
 from lamina.cvmfs.wishlist import WishlistEdit, add_entries
 from lamina.sizes import human_size
 
@@ -165,7 +166,8 @@ def title_for(summaries: Sequence[ImageSummary]) -> str:
     return f"Add {shown} (lamina)"
 
 
-def description_for(summaries: Sequence[ImageSummary], planned: Sequence[PlannedEntry]) -> str:
+def description_for(summaries: Sequence[ImageSummary], planned: Sequence[PlannedEntry],
+                    broken: Sequence[ExistingLine] = (), notes: Sequence[str] = ()) -> str:
     lines = ["Images built, tested and published by lamina, proposed for unpacked.cern.ch.",
              "",
              "| image | repository | tags | index digest | platforms | size |",
@@ -180,8 +182,26 @@ def description_for(summaries: Sequence[ImageSummary], planned: Sequence[Planned
     lines += ["", "Wishlist lines (the multi-arch tag, and `<tag>-<arch>` for each "
               "architecture):", ""]
     lines += [f"- `{p.url}` → `{p.path}`" for p in planned]
+    lines += report_lines(broken, [*host_notes(list(planned)), *notes], markdown=True)
     lines += ["", MARKER]
     return "\n".join(lines) + "\n"
+
+
+def report_lines(broken: Sequence[ExistingLine], notes: Sequence[str], *, markdown: bool
+                 ) -> list[str]:
+    """What lamina found in the wishlist besides its own lines: one line per existing line
+    DUCC fails on (never changed by lamina), and the notes about the lines it adds."""
+    out: list[str] = []
+    if broken:
+        out += ["", f"Existing wishlist lines DUCC cannot use ({len(broken)}; this merge request "
+                    "leaves them as they are):", ""]
+        out += [f"- line {b.line}: `` {b.shown()} ``: {b.why}" if markdown else b.report()
+                for b in broken]
+    if notes and markdown:
+        out += ["", "Notes:", "", *(f"- {note}" for note in notes)]
+    elif notes:
+        out += [f"note: {note}" for note in notes]
+    return out if markdown else [line for line in out if line]
 
 
 @dataclass
@@ -296,7 +316,8 @@ class SyncRepository:
         wanted = add_entries(base.text, urls, f"{self.cfg.project}/{self.cfg.file}")
         source = self._source(upstream, str(user.username))
         existing = self._open_mr(upstream, source, branch)
-        title, description = title_for(summaries), description_for(summaries, planned)
+        title = title_for(summaries)
+        description = description_for(summaries, planned, wanted.broken, wanted.notes)
         message = title + "\n\n" + "\n".join(wanted.added or urls) + "\n"
         where = str(source.path_with_namespace)
         if existing is not None and self._has_branch(source, branch):
