@@ -54,15 +54,15 @@ class RunOptions:
 
 
 def go_getwd() -> str:
-    """Go's ``os.Getwd``, which apptainer uses: ``$PWD`` when it names the current directory."""
+    """Go's ``os.Getwd``, which apptainer uses: ``$PWD`` when it names the current directory;
+    ``""`` when there is none (a removed directory: apptainer warns and mounts no cwd)."""
     pwd_env = os.environ.get("PWD", "")
-    if pwd_env.startswith("/"):
-        try:
-            if os.path.samefile(pwd_env, "."):
-                return pwd_env
-        except OSError:
-            pass
-    return os.getcwd()
+    try:
+        if pwd_env.startswith("/") and os.path.samefile(pwd_env, "."):
+            return pwd_env
+        return os.getcwd()
+    except OSError:
+        return ""
 
 
 def host_facts(cwd: str) -> Host:

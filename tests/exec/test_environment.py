@@ -43,7 +43,7 @@ def test_image_env_wins_and_host_only_variables_pass(lamina: Lamina, image: Path
 
 def test_an_empty_value_set_by_the_image_unsets_the_host_one(lamina: Lamina,
                                                              tmp_path: Path) -> None:
-    # action_script.sh:72-77 restore_env: "elif test -z ${!key}: unset" (image ENV EMPTY=)
+    # action_script.sh:74 restore_env: "elif test -z ${!key}: unset" (image ENV EMPTY=)
     img = unpacked(tmp_path, busybox_entries(), env=["EMPTY="])
     assert printenv(lamina, img, "EMPTY", EMPTY="host") == ["EMPTY=<unset>"]
 
@@ -102,7 +102,7 @@ def test_apptainerenv_path_prepend_and_append(lamina: Lamina, image: Path) -> No
 def test_container_name_and_path_variables(lamina: Lamina, image: Path, tmp_path: Path) -> None:
     # launcher_linux.go:584-585 CONTAINER = filepath.Abs(image) (symlinks kept), NAME = its
     # base, for both prefixes; :712 BIND = the bind destinations; process_linux.go:853
-    # APPTAINER_COMMAND; :404 APPNAME = ""; action_script.sh:220-221 APPTAINER_ENVIRONMENT
+    # APPTAINER_COMMAND; :404 APPNAME = ""; action_script.sh:211-212 APPTAINER_ENVIRONMENT
     names = ("APPTAINER_CONTAINER", "SINGULARITY_CONTAINER", "APPTAINER_NAME",
              "SINGULARITY_NAME", "APPTAINER_BIND", "SINGULARITY_BIND", "APPTAINER_COMMAND",
              "APPTAINER_APPNAME", "APPTAINER_ENVIRONMENT")

@@ -111,7 +111,7 @@ def test_bind_options_after_dir_and_from_apptainer_bind(lamina: Lamina, image: P
 
 
 def test_bind_errors_are_one_line(lamina: Lamina, image: Path, tmp_path: Path) -> None:
-    # bind.go:226 newBindPath: unknown option; mount_linux.go:405 destination must be absolute
+    # bind.go:226 newBindPath: unknown option; mount_linux.go:406 destination must be absolute
     for spec, message in [
             (f"{tmp_path}:/x:bad", f"--bind '{tmp_path}:/x:bad': 'bad' is not a valid bind "
                                    "option (ro, rw)"),
@@ -150,7 +150,7 @@ def test_no_home(lamina: Lamina, image: Path) -> None:
 
 
 def test_pwd_overrides_and_must_exist(lamina: Lamina, image: Path) -> None:
-    # launcher_linux.go:1168 --pwd sets the process cwd; process_linux.go:88-92 a custom cwd
+    # launcher_linux.go:1169 --pwd sets the process cwd; process_linux.go:88-92 a custom cwd
     # that cannot be entered is an error
     result = lamina("exec", "--pwd", "/usr/bin", str(image), "pwd")
     assert (result.code, result.out) == (0, "/usr/bin\n"), result.err
@@ -175,3 +175,32 @@ def test_containall(lamina: Lamina, image: Path, tmp_path: Path) -> None:
     assert set(lines[6:]) >= {"null", "zero", "random", "urandom", "tty", "pts", "shm",
                               "mqueue"}
     assert "sda" not in lines[6:] and len(lines[6:]) < 25
+
+
+def test_destinations_follow_the_images_symlinks_inside_the_image(
+        lamina: Lamina, tmp_path: Path) -> None:
+    # underlay_linux.go:85 dst = EvalRelative(destination, rootfs) (helper.go:262: links
+    # resolved inside the image, absolute targets re-rooted); container_linux.go:2273
+    # /var/tmp is not bound again when it resolves to the container's /tmp
+    from tests.exec.images import busybox_entries, unpacked
+    from tests.unpack.oci import d, sym
+
+    img = unpacked(tmp_path, busybox_entries([d("var"), sym("var/tmp", "../tmp"),
+                                              d("srv"), sym("data", "/srv/data"),
+                                              sym("etc/missing-link", "/nowhere/file")]),
+                   name="links")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f").write_text("through the link\n")
+    name = f"lamina-exec-{uuid.uuid4().hex}"
+    host_before = (Path("/srv/data").exists(), Path("/nowhere").exists())
+    try:
+        result = lamina("exec", "-B", f"{tmp_path}/src:/data",
+                        "-B", f"{tmp_path}/src/f:/etc/missing-link", str(img), "sh", "-c",
+                        f"cat /data/f /srv/data/f /nowhere/file; readlink /var/tmp; "
+                        f"echo x > /var/tmp/{name}")
+        assert result.code == 0, result.err
+        assert result.out == "through the link\n" * 3 + "../tmp\n"
+        assert Path("/tmp", name).exists()  # /var/tmp is the image's link to the host /tmp
+    finally:
+        Path("/tmp", name).unlink(missing_ok=True)
+    assert (Path("/srv/data").exists(), Path("/nowhere").exists()) == host_before

@@ -61,7 +61,7 @@ for __lamina_n in $__lamina_ro; do readonly "$__lamina_n"; done
 set +f
 if [ -n "$__lamina_ifs_set" ]; then IFS=$__lamina_ifs; else unset IFS; fi
 
-if ! cd -- "$__lamina_cwd" 2>/dev/null; then
+if [ -z "$__lamina_cwd" ] || ! cd -- "$__lamina_cwd" 2>/dev/null; then
     if [ -n "$__lamina_custom" ]; then
         echo "lamina: error: --pwd $__lamina_cwd: no such directory in the container" >&2
         exit 2
