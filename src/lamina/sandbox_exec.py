@@ -27,8 +27,10 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -124,8 +126,21 @@ def _launch(action: str, directory: Path, args: Sequence[str], options: RunOptio
         namespaces = ["--unshare-pid", "--unshare-ipc"] if options.containall else []
         cmd = [bwrap, *namespaces, *mounts, "--die-with-parent", "--chdir", "/", "--",
                "/bin/sh", "-c", SCRIPT, ACTIONS[action], *args]
-        proc = subprocess.run(cmd, env=start, pass_fds=fds, check=False)
-    return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+        code = _wait_for(subprocess.Popen(cmd, env=start, pass_fds=fds))
+    return code if code >= 0 else 128 - code
+
+
+def _wait_for(proc: subprocess.Popen[bytes]) -> int:
+    """The command's status. A Ctrl-C is the command's to handle (it gets the terminal's
+    SIGINT itself), as apptainer's starter passes signals on (process_linux.go): lamina must
+    not die of it and take the command down."""
+    if threading.current_thread() is not threading.main_thread():
+        return proc.wait()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return proc.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def exec_in(directory: Path, command: list[str], options: RunOptions | None = None, *,

@@ -3,9 +3,14 @@ statuses, and the refusals (apptainer/apptainer 917d6657)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
-from tests.exec.conftest import Lamina
+from tests.exec.conftest import TIMEOUT, Lamina
 from tests.exec.images import busybox_entries, unpacked
 from tests.unpack.oci import Entry, f
 
@@ -60,3 +65,25 @@ def test_a_missing_command_and_a_missing_shell(lamina: Lamina, image: Path,
     assert result.err == (f"lamina: error: {img} has no /bin/sh: lamina runs apptainer's action "
                           "script (clean the environment, source /.singularity.d/env) with the "
                           "image's shell\n")
+
+
+def test_an_interrupt_is_the_commands_to_handle(image: Path, tmp_path: Path) -> None:
+    # process_linux.go:262-305: the starter catches signals and passes them on; lamina ignores
+    # SIGINT while the command runs, so a Ctrl-C that the command handles does not kill it
+    marker = tmp_path / "started"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lamina.cli", "exec", str(image), "sh", "-c",
+         f"touch {marker}; sleep 2; echo finished"],
+        stdout=subprocess.PIPE, text=True, cwd=tmp_path,
+        env={"PATH": os.environ["PATH"], "PWD": str(tmp_path)})
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert marker.exists()
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=TIMEOUT)
+        assert (proc.returncode, out) == (0, "finished\n")
+    finally:
+        proc.kill()
+        proc.wait(timeout=TIMEOUT)
