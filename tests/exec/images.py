@@ -12,7 +12,8 @@ from lamina.cli import main
 from tests.unpack.oci import Entry, d, f, gz, single, sym, tar_bytes
 
 APPLETS = ("sh", "cat", "echo", "env", "ls", "mkdir", "printenv", "pwd", "touch", "id", "true",
-           "false", "test", "kill", "stat", "sleep", "grep", "readlink", "whoami")
+           "false", "test", "kill", "stat", "sleep", "grep", "readlink", "whoami", "md5sum",
+           "wc", "head")
 PASSWD = "root:x:0:0:image root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n"
 GROUP = "root:x:0:\nnogroup:x:65534:\n"
 

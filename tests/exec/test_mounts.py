@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import uuid
@@ -71,9 +72,10 @@ def test_host_resolv_conf_hosts_and_identity(lamina: Lamina, image: Path) -> Non
     # with files/passwd.go:34 (uid 0 keeps the image's name and gecos, the home rewritten)
     result = lamina("exec", str(image), "sh", "-c",
                     "cat /etc/resolv.conf; echo ==; cat /etc/hosts; echo ==; id -un; "
-                    "grep '^root:' /etc/passwd")
+                    "grep '^root:' /etc/passwd; echo ==; md5sum < /etc/localtime")
     assert result.code == 0, result.err
-    resolv, hosts, ident = result.out.split("==\n")
+    resolv, hosts, ident, localtime = result.out.split("==\n")
+    assert localtime.split()[0] == hashlib.md5(Path("/etc/localtime").read_bytes()).hexdigest()
     assert resolv == Path("/etc/resolv.conf").read_text()
     assert hosts == Path("/etc/hosts").read_text()
     me = pwd.getpwuid(os.getuid())
@@ -204,3 +206,16 @@ def test_destinations_follow_the_images_symlinks_inside_the_image(
     finally:
         Path("/tmp", name).unlink(missing_ok=True)
     assert (Path("/srv/data").exists(), Path("/nowhere").exists()) == host_before
+
+
+def test_contain_keeps_the_environment_but_not_the_host_directories(
+        lamina: Lamina, image: Path, tmp_path: Path) -> None:
+    # launcher_linux.go:343-344 --contain alone: no cleanenv, no PID namespace;
+    # container_linux.go:2426-2429 createCwdDir: no cwd bind with contain, :1174-1176 the
+    # cwd is the (empty) home
+    (tmp_path / "host-only").write_text("x")
+    result = lamina("exec", "--contain", str(image), "sh", "-c",
+                    'pwd; ls /tmp | wc -l; echo "$FOO"; test -e /dev/sda1 || echo minimal',
+                    env={"FOO": "kept"}, cwd=tmp_path)
+    assert (result.code, result.out) == (0, f"{passwd_home()}\n0\nkept\nminimal\n"), \
+        result.err
