@@ -1,110 +1,157 @@
-"""Running a command in an unpacked image the way ``singularity exec`` would, via bubblewrap.
+"""``lamina exec`` / ``lamina run``: a command in an unpacked image, as apptainer runs it.
 
-The rootfs is bound read-only at ``/`` (it is read-only on CVMFS too), with a fresh ``/proc``,
-a minimal ``/dev`` and the host's ``/tmp``; ``--bind SRC[:DST]`` adds more (DST must exist in
-the image: a read-only root cannot grow mount points). The image's ``Env`` is applied with the
-unpacker's rule from ``10-docker2singularity.sh``: a variable already set on the host wins,
-except ``PATH``, which the image sets (or a standard default when it has none). As with
-Singularity the host environment passes through unless ``clean_env``. The working directory is
-the image's ``WorkingDir`` (``/`` when unset) unless given. The command's exit status is
-returned (128+N for a signal).
+What an analyst gets from ``apptainer exec /cvmfs/unpacked.cern.ch/…`` is what this gives,
+with bubblewrap instead of apptainer's starter (the pieces, and the apptainer source each
+follows, are in :mod:`lamina.sandbox`):
 
-Env and WorkingDir come from lamina's record beside the flat (``R/.lamina/flats/<c>.json``);
-for a tree without one, Env is read back from ``/.singularity.d/env/10-docker2singularity.sh``.
+* the environment cleaned, the image's ``/.singularity.d/env/*.sh`` sourced in order, the
+  ``APPTAINERENV_``/``SINGULARITYENV_`` overrides injected, then the host variables the image
+  did not set restored (the image's ENV wins; ``LD_LIBRARY_PATH``, ``PATH`` and ``HOME`` of
+  the host never pass) — :mod:`~lamina.sandbox.environ`, :mod:`~lamina.sandbox.action`;
+* the host's ``$HOME``, ``/tmp``, ``/var/tmp``, ``/proc``, ``/sys``, ``/dev``, ``/etc/hosts``,
+  ``/etc/localtime``, ``/etc/resolv.conf``, a passwd/group with the user, the current
+  directory, and ``--bind``s, over a read-only image root, with mount points the image lacks
+  created in a tmpfs scaffold (apptainer's underlay) — :mod:`~lamina.sandbox.mounts`,
+  :mod:`~lamina.sandbox.underlay`;
+* the working directory is the host's current one (``--pwd`` overrides it, ``--contain`` uses
+  the home), never the image's ``WorkingDir``, which apptainer ignores;
+* ``--cleanenv``, ``--contain``, ``--containall`` (contain + clean environment + PID and IPC
+  namespaces), ``--no-home``.
+
+The image's ``/bin/sh`` runs the action script (apptainer has a shell built in): an image
+without one is refused. The command's exit status is returned, 128+N for a signal N.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
+import signal
 import subprocess
-from collections.abc import Mapping
-from dataclasses import dataclass
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lamina.errors import ToolError, UsageError
-from lamina.unpack.layout import read_record
-from lamina.unpack.singularity import ENV_SCRIPT, parse_env_script
-
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+from lamina.sandbox.action import ACTIONS, SCRIPT, launch_env
+from lamina.sandbox.bindspec import env_bind_values, parse_binds
+from lamina.sandbox.environ import container_env, image_path
+from lamina.sandbox.mounts import Host, Options, place
+from lamina.sandbox.underlay import Underlay
 
 
 @dataclass(frozen=True)
-class ImageRuntime:
-    env: list[str]
-    workdir: str
+class RunOptions:
+    """The apptainer options ``lamina exec`` and ``lamina run`` take."""
+    binds: list[str] = field(default_factory=list)
+    clean_env: bool = False
+    contain: bool = False
+    containall: bool = False
+    no_home: bool = False
+    pwd: str | None = None
 
 
-def image_runtime(rootfs: Path) -> ImageRuntime:
-    record = read_record(rootfs)
-    if record is not None:
-        cfg = (record.get("config") or {}).get("config") or {}
-        env = [e for e in cfg.get("Env") or [] if isinstance(e, str)]
-        return ImageRuntime(env, str(cfg.get("WorkingDir") or "/"))
-    script = rootfs / ENV_SCRIPT
-    if script.is_file() and not script.is_symlink():
-        return ImageRuntime(parse_env_script(script.read_text(errors="replace")), "/")
-    return ImageRuntime([], "/")
+def go_getwd() -> str:
+    """Go's ``os.Getwd``, which apptainer uses: ``$PWD`` when it names the current directory;
+    ``""`` when there is none (a removed directory: apptainer warns and mounts no cwd)."""
+    pwd_env = os.environ.get("PWD", "")
+    try:
+        if pwd_env.startswith("/") and os.path.samefile(pwd_env, "."):
+            return pwd_env
+        return os.getcwd()
+    except OSError:
+        return ""
 
 
-def container_env(image_env: list[str], host: Mapping[str, str], clean: bool) -> dict[str, str]:
-    env = {} if clean else dict(host)
-    if clean and "TERM" in host:
-        env["TERM"] = host["TERM"]
-    has_path = False
-    for element in image_env:
-        key, sep, value = element.partition("=")
-        if key == "PATH" and sep:
-            env["PATH"] = value
-            has_path = True
-        elif not env.get(key):
-            env[key] = value
-    if not has_path:
-        env["PATH"] = DEFAULT_PATH
-    return env
+def host_facts(cwd: str) -> Host:
+    """The user's home from the passwd entry (apptainer's ``CurrentUser.HomeDir``), mounted at
+    ``/root`` for uid 0 (``getHomePaths``)."""
+    uid = os.getuid()
+    try:
+        home = pwd.getpwuid(uid).pw_dir
+    except KeyError:
+        home = "/root" if uid == 0 else "/"
+    return Host(uid, home, "/root" if uid == 0 else home, cwd)
 
 
-def parse_bind(text: str) -> tuple[Path, str]:
-    src, _, dst = text.partition(":")
-    dst = dst or src
-    if not src or not os.path.isabs(dst):
-        raise UsageError(f"--bind {text!r}: expected SRC[:DST] with an absolute DST")
-    source = Path(src).resolve()
-    if not source.exists():
-        raise UsageError(f"--bind {text!r}: {source} does not exist")
-    return source, dst
-
-
-def bwrap_command(rootfs: Path, command: list[str], binds: list[tuple[Path, str]],
-                  workdir: str) -> list[str]:
-    cmd = ["bwrap", "--ro-bind", str(rootfs), "/", "--proc", "/proc", "--dev", "/dev",
-           "--bind", "/tmp", "/tmp"]
-    for source, dst in binds:
-        cmd += ["--bind", str(source), dst]
-    return [*cmd, "--die-with-parent", "--chdir", workdir, "--", *command]
-
-
-def exec_in(directory: Path, command: list[str], *, binds: list[str] | None = None,
-            clean_env: bool = False, workdir: str | None = None) -> int:
-    if not command:
-        raise UsageError("no command given: lamina exec DIR -- CMD [ARGS...]")
+def _rootfs(directory: Path) -> Path:
     rootfs = directory.resolve()
     if not rootfs.is_dir():
         raise UsageError(f"{directory} is not a directory (unpack an image first: "
                          "lamina unpack REF DIR)")
-    for needed in ("proc", "dev", "tmp"):
-        if not (rootfs / needed).is_dir():
-            raise UsageError(f"{directory} has no /{needed}: not an unpacked image "
-                             "(lamina unpack creates it)")
-    parsed = [parse_bind(b) for b in binds or []]
-    for _, dst in parsed:
-        if not os.path.lexists(rootfs / dst.lstrip("/")):
-            raise UsageError(f"--bind destination {dst} does not exist in the image (its root "
-                             "is read-only, as on CVMFS)")
-    runtime = image_runtime(rootfs)
-    env = container_env(runtime.env, os.environ, clean_env)
-    cmd = bwrap_command(rootfs, command, parsed, workdir or runtime.workdir)
+    return rootfs
+
+
+def _launch(action: str, directory: Path, args: Sequence[str], options: RunOptions,
+            warn: Callable[[str], None]) -> int:
+    rootfs = _rootfs(directory)
+    cwd = go_getwd()
+    underlay = Underlay(rootfs)
+    shell = underlay.locate("/bin/sh")
+    if not shell.exists or shell.is_dir:
+        raise UsageError(f"{directory} has no /bin/sh: lamina runs apptainer's action script "
+                         "(clean the environment, source /.singularity.d/env) with the image's "
+                         "shell")
+    binds = parse_binds([*options.binds, *env_bind_values(os.environ)], cwd)
+    host = host_facts(cwd)
+    place(underlay, Options(binds, options.contain, options.containall, options.no_home),
+          host, warn)
+    contained = options.contain or options.containall
+    env = container_env(os.environ, container=image_path(str(directory), cwd),
+                        bind_dests=[b.destination for b in binds], home=host.home_dest,
+                        clean=options.clean_env or options.containall, command=action)
+    target = options.pwd or (host.home_dest if contained else cwd)
+    start = launch_env(env, cwd=target, custom_cwd=options.pwd is not None)
+    for message in env.warnings:
+        warn(message)
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise ToolError("bwrap not found (run scripts/setup, or install bubblewrap)")
+    with ExitStack() as stack:
+        fds: list[int] = []
+
+        def data_fd(data: bytes) -> int:
+            handle = stack.enter_context(tempfile.TemporaryFile())
+            handle.write(data)
+            handle.flush()
+            handle.seek(0)
+            fds.append(handle.fileno())
+            return handle.fileno()
+
+        mounts = underlay.bwrap_args(data_fd)
+        namespaces = ["--unshare-pid", "--unshare-ipc"] if options.containall else []
+        cmd = [bwrap, *namespaces, *mounts, "--die-with-parent", "--chdir", "/", "--",
+               "/bin/sh", "-c", SCRIPT, ACTIONS[action], *args]
+        code = _wait_for(subprocess.Popen(cmd, env=start, pass_fds=fds))
+    return code if code >= 0 else 128 - code
+
+
+def _wait_for(proc: subprocess.Popen[bytes]) -> int:
+    """The command's status. A Ctrl-C is the command's to handle (it gets the terminal's
+    SIGINT itself), as apptainer's starter passes signals on (process_linux.go): lamina must
+    not die of it and take the command down."""
+    if threading.current_thread() is not threading.main_thread():
+        return proc.wait()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        proc = subprocess.run(cmd, env=env, check=False)
-    except FileNotFoundError:
-        raise ToolError("bwrap not found (run scripts/setup, or install bubblewrap)") from None
-    return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+        return proc.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def exec_in(directory: Path, command: list[str], options: RunOptions | None = None, *,
+            warn: Callable[[str], None] = lambda message: None) -> int:
+    """``apptainer exec DIR CMD…``."""
+    if not command:
+        raise UsageError("no command given: lamina exec DIR [--] CMD [ARGS...]")
+    return _launch("exec", directory, command, options or RunOptions(), warn)
+
+
+def run_in(directory: Path, args: list[str], options: RunOptions | None = None, *,
+           warn: Callable[[str], None] = lambda message: None) -> int:
+    """``apptainer run DIR [ARGS…]``: the image's ``/.singularity.d/runscript``."""
+    return _launch("run", directory, args, options or RunOptions(), warn)

@@ -28,6 +28,8 @@ def test_env_script_has_the_unpackers_exact_lines() -> None:
 
 
 def test_env_script_sourced_by_sh_gives_the_values_back_and_host_values_win() -> None:
+    # the script alone: a value already set wins. Under apptainer (and lamina exec) the host
+    # environment is cleared before it is sourced, so the image wins: tests/exec/
     env = [f"TRICKY={TRICKY}", "PATH=/image/bin:/bin:/usr/bin", "HOSTWINS=image"]
     script = env_script(env)
     shown = subprocess.run(

@@ -179,7 +179,8 @@ def args_quoted(args: list[str]) -> str:
 
 
 def env_script(env: list[str]) -> str:
-    """``10-docker2singularity.sh``: the image's ``Env``, host values winning except for PATH."""
+    """``10-docker2singularity.sh``: the image's ``Env``; a value already set when it is
+    sourced wins, except for PATH (apptainer clears the host's first: lamina.sandbox.action)."""
     lines = ["#!/bin/sh\n"]
     for element in env:
         key, sep, value = element.partition("=")
@@ -193,8 +194,7 @@ def env_script(env: list[str]) -> str:
 
 
 def parse_env_script(text: str) -> list[str]:
-    """The ``Env`` list back from :func:`env_script`'s output (for ``lamina exec`` on a tree
-    without lamina's metadata beside it)."""
+    """The ``Env`` list back from :func:`env_script`'s output."""
     env = []
     for line in text.splitlines():
         if not line.startswith("export ") or "=" not in line:
