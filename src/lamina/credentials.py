@@ -241,9 +241,7 @@ def _read(path: Path, required: bool) -> dict[str, Any] | None:
             raw = handle.read(MAX_AUTH_FILE + 1)
         data = json.loads(raw) if len(raw) <= MAX_AUTH_FILE else None
     except FileNotFoundError:
-        if required:
-            raise UsageError(f"auth file {path} not found") from None
-        return None
+        return None  # containers/image reads a missing file as an empty one
     except (OSError, ValueError):
         data = None
     if not isinstance(data, dict):

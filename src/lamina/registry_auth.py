@@ -77,9 +77,10 @@ class RegistryAuth:
         return {}
 
     def answer(self, response: requests.Response, url: str, scope: str, repository: str,
-               fetch: Fetch) -> bool:
-        """Answer a 401 from the registry's own origin; True when a retry is worth it.
-        ``fetch`` is the client's retried request (for the token service)."""
+               fetch: Fetch, *, sent_basic: bool) -> bool:
+        """Answer a 401 from the registry's own origin; True when a retry is worth it
+        (``sent_basic``: the refused request already carried Basic). ``fetch`` is the
+        client's retried request (for the token service)."""
         if response.status_code != 401 or not same_origin(url, self.origin):
             return False
         challenge = response.headers.get("WWW-Authenticate", "")
@@ -88,10 +89,9 @@ class RegistryAuth:
             with self._lock:
                 self._tokens[(self.origin, scope)] = token
             return True
-        if challenge.lower().startswith("basic") and not self._basic \
-                and self.credentials_for(repository) is not None:
-            self._basic = True
-            return True
+        if challenge.lower().startswith("basic") and self.credentials_for(repository):
+            self._basic = True  # from now on sent up front, by every thread
+            return not sent_basic
         return False
 
     def _realm(self, challenge: str) -> tuple[str, dict[str, str], Origin]:

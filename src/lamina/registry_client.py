@@ -159,13 +159,17 @@ class RegistryClient:
         scope = f"repository:{repository}:{'pull,push' if push else 'pull'}"
         base = dict(headers or {})
 
+        sent: dict[str, str] = {}
+
         def send(to: str) -> requests.Response:
-            return self._request(method, to, body=body,
-                                 headers={**base, **self._auth.headers(to, scope, repository)},
-                                 **kwargs)
+            sent.clear()
+            sent.update(self._auth.headers(to, scope, repository))
+            return self._request(method, to, body=body, headers={**base, **sent}, **kwargs)
 
         response = send(url)
-        if self._auth.answer(response, url, scope, repository, self._request):
+        basic = sent.get("Authorization", "").startswith("Basic ")
+        if self._auth.answer(response, url, scope, repository, self._request,
+                             sent_basic=basic):
             response = send(url)
         hops = 0
         while response.status_code in REDIRECTS and method in ("GET", "HEAD"):
