@@ -89,11 +89,11 @@ def check_store(store: Path) -> Check:
 
 
 def check_target(registry: str) -> Check:
-    host = registry.split("/")[0]
-    if "@" in host:  # never name (or contact) a host with the credentials in it
-        return Check("registry <redacted>@" + host.rsplit("@", 1)[1], False,
+    if "@" in registry:  # never name (or contact) a host with the credentials in it
+        return Check("registry <redacted>@" + registry.rsplit("@", 1)[1], False,
                      "credentials in a target are not accepted",
                      "use LAMINA_REGISTRY_USERNAME/PASSWORD, the CI variables or --authfile")
+    host = registry.split("/")[0]
     scheme = "http" if host.split(":")[0] in ("127.0.0.1", "localhost", "::1") else "https"
     try:
         answer = BoundedSession(timeout=min(10.0, http_timeout())).get(

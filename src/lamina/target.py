@@ -43,8 +43,9 @@ def refuse_userinfo(text: str, what: str = "target", *, digest_ok: bool = False)
             body, digest = head, "@" + tail
     if "@" in body:
         shown = "<redacted>@" + body.rsplit("@", 1)[1] + digest
-        raise UsageError(f"{what} '{shown}': credentials in a {what} are not accepted; "
-                         f"{CREDENTIAL_HINT}")
+        article = "an" if what[0] in "aeiou" else "a"
+        raise UsageError(f"{what} '{shown}': credentials in {article} {what} are not "
+                         f"accepted; {CREDENTIAL_HINT}")
 
 
 def unpack_registries() -> list[str]:
