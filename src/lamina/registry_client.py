@@ -188,11 +188,12 @@ class RegistryClient:
                                  "--authfile)")
         detail = ""
         try:
-            errors = response.json().get("errors") or []
-            if errors:
-                detail = f": {errors[0].get('code', '')} {errors[0].get('message', '')}"
+            data = response.json()
         except ValueError:
-            pass
+            data = None
+        errors = data.get("errors") if isinstance(data, dict) else None
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            detail = f": {errors[0].get('code', '')} {errors[0].get('message', '')}"
         return RegistryError(redact.redact(
             f"{self.host}: {what}: registry answered {response.status_code}{detail}"[:300]))
 
@@ -208,10 +209,12 @@ class RegistryClient:
         try:
             body = response.json()
         except ValueError:
-            raise RegistryError(f"{self.host}/{repository}:{reference}: manifest is not "
-                                "JSON") from None
-        digest = (response.headers.get("Docker-Content-Digest")
-                  or "sha256:" + hashlib.sha256(response.content).hexdigest())
+            body = None
+        if not isinstance(body, dict):
+            raise RegistryError(f"{self.host}/{repository}:{reference}: manifest is not a "
+                                "JSON object")
+        # the digest of the bytes received, not the registry's word for it
+        digest = "sha256:" + hashlib.sha256(response.content).hexdigest()
         media_type = str(body.get("mediaType") or response.headers.get("Content-Type", ""))
         return RemoteManifest(digest, media_type, body)
 
