@@ -69,3 +69,13 @@ def test_a_paging_link_to_another_origin_never_gets_the_token(
                            "they are not bound to it\n")
     assert elsewhere.seen == []
     assert MAINTAINER_TOKEN not in refused.err
+
+
+def test_a_gitlab_url_with_credentials_is_refused_without_echoing_them(
+        crowded: Project, lamina: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAMINA_GITLAB_TOKEN", MAINTAINER_TOKEN)
+    result = lamina("-C", str(crowded.root), "cvmfs", "mr", "app", "--gitlab-url",
+                    "https://jdoe:glpat-Secret-1234@gitlab.example.org")
+    assert result.code == 1
+    assert result.err == ("lamina: error: the GitLab URL must be http(s)://host[:port] "
+                          "without credentials; put the token in LAMINA_GITLAB_TOKEN\n")
