@@ -21,7 +21,6 @@ import json
 import ssl
 import threading
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -308,11 +307,3 @@ class Hostile:
         self.server.server_close()
         self.elsewhere.close()
 
-
-def serve(**kwargs: Any) -> Iterator[Hostile]:
-    """For fixtures: a started hostile registry, closed (threads joined) afterwards."""
-    registry = Hostile(**kwargs)
-    try:
-        yield registry
-    finally:
-        registry.close()

@@ -51,7 +51,7 @@ def creds_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[[Host
 
 
 @pytest.fixture
-def hostile(request: pytest.FixtureRequest) -> Iterator[Callable[..., Hostile]]:
+def hostile() -> Iterator[Callable[..., Hostile]]:
     started: list[Hostile] = []
 
     def start(**kwargs: object) -> Hostile:
