@@ -4,7 +4,8 @@ One build job per (image, platform) whose ``needs:`` follow the tree on that pla
 test job per node, one publish job per image after all its platforms and after its parent's
 publish job (so the child's manifests name the base as published). Nodes the plan finds up
 to date are left out, so a tag that changed nothing finishes in seconds. Registry
-credentials come from GitLab's CI variables at run time; nothing secret is written here.
+credentials come from GitLab's CI variables at run time; nothing secret is written here (a
+literal ``--target`` is checked as a publish target is, so ``user:pass@host/ns`` is refused).
 
 How the local store travels between jobs depends on where it is, decided when the pipeline
 is generated (``--store`` / ``LAMINA_STORE`` of the generating job):
@@ -31,13 +32,16 @@ optional setup command (``--setup``, e.g. ``scripts/setup`` in lamina's own repo
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from lamina.plan import BUILD, EXCLUDED, TEST, PlanEntry
 from lamina.recipe import Recipe
+from lamina.target import Target
 
 DEFAULT_LAMINA = "lamina"
+_CI_VARIABLE = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})")
 
 
 def _job_id(kind: str, image: str, arch: str | None = None) -> str:
@@ -70,6 +74,8 @@ def child_pipeline(recipe: Recipe, entries: list[PlanEntry],
     ``store``/``state`` are the resolved settings of the generating job (default: the
     project's ``.lamina/store`` and ``.lamina``); they decide how the store travels.
     """
+    if not _CI_VARIABLE.fullmatch(target):
+        Target.parse(target)  # a literal target: no credentials, a REGISTRY/NAMESPACE
     cfg: dict[str, Any] = recipe.settings.get("ci") or {}
     tags_by_arch: dict[str, list[str]] = dict(cfg.get("runner_tags") or {})
     tags_by_arch.update(runner_tags or {})

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import requests
 
+from lamina.http import BoundedSession, http_timeout
 from lamina.platforms import Platform, host_platform
 from lamina.recipe import Recipe
 
@@ -88,10 +89,15 @@ def check_store(store: Path) -> Check:
 
 
 def check_target(registry: str) -> Check:
+    if "@" in registry:  # never name (or contact) a host with the credentials in it
+        return Check("registry <redacted>@" + registry.rsplit("@", 1)[1], False,
+                     "credentials in a target are not accepted",
+                     "use LAMINA_REGISTRY_USERNAME/PASSWORD, the CI variables or --authfile")
     host = registry.split("/")[0]
     scheme = "http" if host.split(":")[0] in ("127.0.0.1", "localhost", "::1") else "https"
     try:
-        answer = requests.get(f"{scheme}://{host}/v2/", timeout=10)
+        answer = BoundedSession(timeout=min(10.0, http_timeout())).get(
+            f"{scheme}://{host}/v2/")
     except requests.RequestException as exc:
         return Check(f"registry {host}", False, f"unreachable ({type(exc).__name__})",
                      "check the network, proxy and CA settings")

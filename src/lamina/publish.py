@@ -14,12 +14,15 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from lamina.errors import LaminaError, UsageError
+from lamina.http import host_port
 from lamina.plan import EXCLUDED, UP_TO_DATE, PlanEntry
 from lamina.recipe import Recipe
 from lamina.registry_client import RegistryClient
@@ -72,6 +75,40 @@ def release_tags(version: str | None, recipe: Recipe, now: dt.datetime | None = 
     if tags_cfg.get("latest"):
         tags.append("latest")
     return tags
+
+
+_SCP_REMOTE = re.compile(r"^(?:[A-Za-z0-9._~-]+@)?(?P<host>[A-Za-z0-9.-]+):(?P<path>.+)$")
+
+
+def source_url(remote: str | None) -> str | None:
+    """``org.opencontainers.image.source`` from a git remote or ``CI_PROJECT_URL``: an
+    http(s) URL without its userinfo (a CI checkout's remote is
+    ``https://gitlab-ci-token:<token>@host/...``), or an SSH remote (``git@host:group/proj.git``,
+    ``ssh://git@host:2222/group/proj.git``) as the project's web URL
+    ``https://host/group/proj``, the form GitLab gives as ``CI_PROJECT_URL``. Anything else
+    (a local path, ``file://``) names nothing a reader of the image can open: None."""
+    text = (remote or "").strip()
+    if not text or any(c.isspace() or ord(c) < 32 for c in text):
+        return None
+    parts = urlsplit(text)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        host = host_port(parts.hostname, parts.port, parts.scheme)
+        return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    if parts.scheme in ("ssh", "git+ssh") and parts.hostname:
+        path = parts.path
+    else:
+        match = _SCP_REMOTE.match(text) if "://" not in text else None
+        if match is None:
+            return None
+        return _web_url(match["host"], "/" + match["path"])
+    return _web_url(parts.hostname, path)
+
+
+def _web_url(host: str, path: str) -> str | None:
+    path = path.rstrip("/").removesuffix(".git")
+    if not path.strip("/") or "@" in path:
+        return None
+    return f"https://{host.lower()}/{path.strip('/')}"
 
 
 def remote_digest(client: RegistryClient, target: Target, reference: str) -> str | None:

@@ -1,103 +1,144 @@
-"""Registry credentials for the tools lamina drives, without ever putting them on a command line.
+"""How lamina's registry client authenticates to one registry, and where it refuses to.
 
-Sources, first match wins: ``LAMINA_REGISTRY_USERNAME``/``LAMINA_REGISTRY_PASSWORD``; GitLab
-CI's ``CI_REGISTRY_USER``/``CI_REGISTRY_PASSWORD`` (or ``gitlab-ci-token`` with
-``CI_JOB_TOKEN``) when the host is ``CI_REGISTRY``; otherwise nothing, and skopeo falls back to
-the containers and docker auth files it already knows. Found credentials are written to a
-private temporary auth file (0600) handed to skopeo with ``--authfile`` and removed after.
+The registry's challenge decides: Basic is sent once the registry asked for it; Bearer tokens
+(Docker/GitLab ``/jwt/auth``) are fetched per repository scope and cached per (origin,
+scope). Nothing authenticated leaves the registry's origin (scheme, host, port):
+
+* a request to any other origin (an upload ``Location`` elsewhere, storage a blob GET is
+  redirected to) gets neither the Basic header nor a token (:meth:`RegistryAuth.headers`);
+* a token realm gets credentials only when the credential store binds some to the realm's
+  host (the registry's own, or one named in an auth file or by ``CI_SERVER_URL``); otherwise
+  the token is asked for anonymously, which is all a public registry needs;
+* a realm must be https, unless the registry itself is a loopback plain-HTTP one and so is
+  the realm (the test registries); any other realm is refused in one line.
+
+Credentials come from :mod:`lamina.credentials` only; tokens are registered for redaction.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import json
-import os
-import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+import re
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import requests
 
 from lamina import redact
+from lamina.credentials import Credentials, CredentialStore
+from lamina.errors import RegistryError
+from lamina.http import TOKEN_MAX, BoundedSession, Origin, origin_of
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+Fetch = Callable[..., requests.Response]
 
 
-@dataclass(frozen=True)
-class Credentials:
-    username: str
-    password: str = field(repr=False)
-    source: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.username} (from {self.source})"
+def same_origin(url: str, origin: Origin) -> bool:
+    try:
+        return origin_of(url) == origin
+    except ValueError:
+        return False
 
 
-def from_environment(host: str) -> Credentials | None:
-    env = os.environ
-    if env.get("LAMINA_REGISTRY_USERNAME") and env.get("LAMINA_REGISTRY_PASSWORD"):
-        return Credentials(env["LAMINA_REGISTRY_USERNAME"], env["LAMINA_REGISTRY_PASSWORD"],
-                           "LAMINA_REGISTRY_USERNAME/PASSWORD")
-    if env.get("CI_REGISTRY") and env["CI_REGISTRY"] == host:
-        if env.get("CI_REGISTRY_USER") and env.get("CI_REGISTRY_PASSWORD"):
-            return Credentials(env["CI_REGISTRY_USER"], env["CI_REGISTRY_PASSWORD"],
-                               "CI_REGISTRY_USER/PASSWORD")
-        if env.get("CI_JOB_TOKEN"):
-            return Credentials("gitlab-ci-token", env["CI_JOB_TOKEN"], "CI_JOB_TOKEN")
-    return None
+def is_loopback(origin: Origin) -> bool:
+    host = origin.host
+    name = host.split("]")[0] + "]" if host.startswith("[") else host.rsplit(":", 1)[0]
+    return name in LOOPBACK_HOSTS
 
 
-@contextlib.contextmanager
-def authfile_for(host: str, explicit: Path | None) -> Iterator[Path | None]:
-    """The auth file to hand to skopeo for ``host``: the explicit one, a temporary one made
-    from environment credentials, or None (skopeo's defaults)."""
-    if explicit is not None:
-        yield explicit
-        return
-    creds = from_environment(host)
-    if creds is None:
-        yield None
-        return
-    redact.register(creds.password)
-    with tempfile.TemporaryDirectory(prefix="lamina-auth-") as tmp:
-        path = Path(tmp) / "auth.json"
-        token = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"auths": {host: {"auth": token}}}, handle)
-        yield path
+class RegistryAuth:
+    """The auth state of one registry client: its tokens and whether Basic was asked for."""
 
+    def __init__(self, host: str, origin: Origin, credentials: CredentialStore,
+                 session: BoundedSession) -> None:
+        self.host = host
+        self.origin = origin
+        self.credentials = credentials
+        self.session = session
+        self._tokens: dict[tuple[Origin, str], str] = {}
+        self._basic = False  # the registry asked for Basic once
+        self._lock = threading.Lock()
 
-def _auth_files(explicit: Path | None) -> list[Path]:
-    if explicit is not None:
-        return [explicit]
-    env = os.environ
-    candidates = []
-    if env.get("REGISTRY_AUTH_FILE"):
-        candidates.append(Path(env["REGISTRY_AUTH_FILE"]))
-    if env.get("XDG_RUNTIME_DIR"):
-        candidates.append(Path(env["XDG_RUNTIME_DIR"]) / "containers" / "auth.json")
-    home = Path(env.get("HOME") or Path.home())
-    candidates += [home / ".config" / "containers" / "auth.json", home / ".docker" / "config.json"]
-    return candidates
+    def credentials_for(self, repository: str) -> Credentials | None:
+        return self.credentials.for_host(self.host, repository)
 
+    def headers(self, url: str, scope: str, repository: str) -> dict[str, str]:
+        """What authenticates a request to ``url``: nothing unless it is the registry's
+        own origin."""
+        if not same_origin(url, self.origin):
+            return {}
+        token = self._tokens.get((self.origin, scope))
+        if token:
+            return {"Authorization": f"Bearer {token}"}
+        creds = self.credentials_for(repository)
+        if self._basic and creds is not None:
+            return {"Authorization": creds.basic()}
+        return {}
 
-def credentials_for(host: str, authfile: Path | None = None) -> Credentials | None:
-    """Credentials for lamina's own HTTP checks, from the same sources skopeo would use:
-    the environment first, then the given auth file or the containers/docker default ones."""
-    found = from_environment(host)
-    if found is not None:
-        return found
-    for path in _auth_files(authfile):
+    def answer(self, response: requests.Response, url: str, scope: str, repository: str,
+               fetch: Fetch, *, sent_basic: bool) -> bool:
+        """Answer a 401 from the registry's own origin; True when a retry is worth it
+        (``sent_basic``: the refused request already carried Basic). ``fetch`` is the
+        client's retried request (for the token service)."""
+        if response.status_code != 401 or not same_origin(url, self.origin):
+            return False
+        challenge = response.headers.get("WWW-Authenticate", "")
+        if challenge.lower().startswith("bearer"):
+            token = self._token(challenge, scope, repository, fetch)
+            with self._lock:
+                self._tokens[(self.origin, scope)] = token
+            return True
+        if challenge.lower().startswith("basic") and self.credentials_for(repository):
+            self._basic = True  # from now on sent up front, by every thread
+            return not sent_basic
+        return False
+
+    def _realm(self, challenge: str) -> tuple[str, dict[str, str], Origin]:
+        params = dict(_CHALLENGE_PARAM.findall(challenge))
+        realm = params.get("realm", "")
+        if not realm:
+            raise RegistryError(f"{self.host}: Bearer challenge without a realm")
         try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        entry = (data.get("auths") or {}).get(host) if isinstance(data, dict) else None
-        if not isinstance(entry, dict) or not isinstance(entry.get("auth"), str):
-            continue
-        try:
-            user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+            origin = origin_of(realm)
         except ValueError:
-            continue
-        redact.register(password)
-        return Credentials(user, password, str(path))
-    return None
+            raise RegistryError(f"{self.host}: token realm is not an http(s) URL without "
+                                "credentials; refused") from None
+        plain_ok = (self.origin.scheme == "http" and is_loopback(self.origin)
+                    and is_loopback(origin))
+        if origin.scheme != "https" and not plain_ok:
+            raise RegistryError(f"{self.host}: token realm {origin} is not https (only a "
+                                "loopback plain-HTTP registry may use a plain-HTTP realm); "
+                                "refused")
+        return realm, params, origin
+
+    def _token(self, challenge: str, scope: str, repository: str, fetch: Fetch) -> str:
+        realm, params, origin = self._realm(challenge)
+        # the realm is the registry itself: its credentials for this repository; another
+        # host: only what the store binds to that host
+        creds = (self.credentials_for(repository) if origin.host == self.origin.host
+                 else self.credentials.for_host(origin.host))
+        headers = {}
+        if creds is not None:
+            with self._lock:
+                self.session.credential_origins.add(origin)
+            headers["Authorization"] = creds.basic()
+        response = fetch("GET", realm, params={"service": params.get("service", ""),
+                                               "scope": scope},
+                         headers=headers, max_bytes=TOKEN_MAX)
+        if response.status_code in (401, 403):
+            who = "the credentials" if creds is not None else "an anonymous token request"
+            raise RegistryError(f"{self.host}: the token service refused {who} "
+                                f"({response.status_code})")
+        if response.status_code != 200:
+            raise RegistryError(f"{self.host}: token service answered {response.status_code}")
+        try:
+            data: Any = response.json()
+        except ValueError:
+            data = None
+        token = (data.get("token") or data.get("access_token")) if isinstance(data, dict) \
+            else None
+        if not isinstance(token, str) or not token:
+            raise RegistryError(f"{self.host}: token service gave no token")
+        redact.register(token)
+        return token

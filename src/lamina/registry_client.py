@@ -7,9 +7,11 @@ its own (502/503/504, connection errors; bounded, exponential backoff) and count
 restart from "does the blob exist?" so a retry never duplicates work, and blobs are mounted
 from the parent image's repository instead of uploaded again. Pulls still go through skopeo.
 
-Auth: the registry's challenge decides. Basic is sent once the registry asked for it;
-Bearer tokens (Docker/GitLab ``/jwt/auth``) are fetched per repository scope and cached.
-Credentials and tokens are registered for redaction and never appear in a message.
+Auth is :mod:`lamina.registry_auth` (nothing authenticated leaves the registry's origin);
+redirects of GET/HEAD (blob storage) are followed here, at most :data:`MAX_REDIRECTS`, never
+by ``requests``. Every request goes through :class:`lamina.http.BoundedSession` (deadline,
+body caps: manifests 4 MiB as containers/image). A passed deadline marks the client broken:
+later requests fail at once instead of each waiting out its own deadline.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -29,8 +30,19 @@ from urllib.parse import urljoin
 import requests
 
 from lamina import redact
+from lamina.credentials import CredentialStore
 from lamina.errors import RegistryError
-from lamina.registry_auth import Credentials
+from lamina.http import (
+    API_MAX,
+    MANIFEST_MAX,
+    BoundedSession,
+    DeadlineExceeded,
+    ResponseTooLarge,
+    http_timeout,
+    origin_of,
+    upload_deadline,
+)
+from lamina.registry_auth import RegistryAuth
 
 MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.manifest.v1+json",
@@ -39,7 +51,8 @@ MANIFEST_TYPES = ", ".join([
     "application/vnd.docker.distribution.manifest.list.v2+json",
 ])
 TRANSIENT_STATUS = (502, 503, 504)
-_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+REDIRECTS = (301, 302, 303, 307, 308)
+MAX_REDIRECTS = 5
 
 
 @dataclass(frozen=True)
@@ -60,28 +73,32 @@ def _default_retries() -> int:
         return 8
 
 
+def _path(url: str) -> str:
+    """A URL's path for a message: no query (upload URLs carry state and may carry tokens)."""
+    return "/" + url.split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0]
+
+
 @dataclass
 class RegistryClient:
     """One registry host; thread-safe, so checks and uploads can run in parallel."""
 
     host: str
-    credentials: Credentials | None = None
+    credentials: CredentialStore = field(default_factory=CredentialStore)
     verify: bool | str = True
     scheme: str = "https"
-    timeout: float = 60.0
+    timeout: float = field(default_factory=http_timeout)
     max_retries: int = field(default_factory=_default_retries)
     backoff: float = 0.2
     requests_made: int = 0
     retries_used: int = 0
     bytes_uploaded: int = 0
-    _tokens: dict[str, str] = field(default_factory=dict, repr=False)
-    _basic: bool = field(default=False, repr=False)  # the registry asked for Basic once
+    _broken: str = field(default="", repr=False)  # a deadline passed: fail fast from now on
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _session: requests.Session = field(default_factory=requests.Session, repr=False)
 
     def __post_init__(self) -> None:
-        if self.credentials is not None:
-            redact.register(self.credentials.password)
+        self.origin = origin_of(f"{self.scheme}://{self.host}")
+        self._session = BoundedSession(timeout=self.timeout, credential_origins={self.origin})
+        self._auth = RegistryAuth(self.host, self.origin, self.credentials, self._session)
 
     # -- transport ---------------------------------------------------------------------
     def _count(self, requests_made: int = 0, retries: int = 0, uploaded: int = 0) -> None:
@@ -90,23 +107,32 @@ class RegistryClient:
             self.retries_used += retries
             self.bytes_uploaded += uploaded
 
-    def _request(self, method: str, url: str, body: Callable[[], Any] | None = None,
+    def _request(self, method: str, url: str, body: Callable[[], Any] | None = None, *,
+                 max_bytes: int = API_MAX, deadline: float | None = None,
                  **kwargs: Any) -> requests.Response:
         """One request, retried on transient failures. ``body`` makes a fresh payload per
-        attempt (a file must be reopened)."""
+        attempt (a file must be reopened). A passed deadline or an oversized answer is not
+        retried: the next attempt would be as slow or as large."""
         attempt = 0
         while True:
+            if self._broken:
+                raise RegistryError(self._broken)
             self._count(requests_made=1)
             try:
                 data = body() if body is not None else None
                 try:
-                    response = self._session.request(method, url, timeout=self.timeout,
-                                                     verify=self.verify, data=data,
-                                                     allow_redirects=False, **kwargs)
+                    response = self._session.request(method, url, verify=self.verify,
+                                                     data=data, max_bytes=max_bytes,
+                                                     deadline=deadline, **kwargs)
                 finally:
                     close = getattr(data, "close", None)
                     if close is not None:
                         close()
+            except DeadlineExceeded as exc:
+                self._broken = f"{self.host}: {exc}"
+                raise RegistryError(self._broken) from None
+            except ResponseTooLarge as exc:
+                raise RegistryError(f"{self.host}: {method} {_path(url)}: {exc}") from None
             except requests.exceptions.SSLError:
                 raise RegistryError(f"{self.host}: TLS verification failed (give the "
                                     "registry's CA with --cert-dir)") from None
@@ -115,6 +141,8 @@ class RegistryClient:
                 if attempt >= self.max_retries:
                     raise RegistryError(f"{self.host}: {type(exc).__name__} after "
                                         f"{attempt + 1} attempts") from None
+            except requests.RequestException as exc:  # refused URL or credentials
+                raise RegistryError(redact.redact(f"{self.host}: {exc}")[:300]) from None
             else:
                 if response.status_code not in TRANSIENT_STATUS or attempt >= self.max_retries:
                     return response
@@ -122,56 +150,35 @@ class RegistryClient:
             self._count(retries=1)
             time.sleep(min(self.backoff * 2 ** (attempt - 1), 3.0))
 
-    def _token(self, challenge: str, scope: str) -> str:
-        params = dict(_CHALLENGE_PARAM.findall(challenge))
-        realm = params.get("realm")
-        if not realm:
-            raise RegistryError(f"{self.host}: Bearer challenge without a realm")
-        query = {"service": params.get("service", ""), "scope": scope}
-        auth = ((self.credentials.username, self.credentials.password)
-                if self.credentials else None)
-        response = self._request("GET", realm, params=query, auth=auth)
-        if response.status_code in (401, 403):
-            raise RegistryError(f"{self.host}: the token service refused the credentials "
-                                f"({response.status_code})")
-        if response.status_code != 200:
-            raise RegistryError(f"{self.host}: token service answered {response.status_code}")
-        data = response.json()
-        token = data.get("token") or data.get("access_token")
-        if not isinstance(token, str):
-            raise RegistryError(f"{self.host}: token service gave no token")
-        redact.register(token)
-        return token
-
     def _call(self, method: str, repository: str, url: str, *, push: bool = False,
               headers: dict[str, str] | None = None, body: Callable[[], Any] | None = None,
               **kwargs: Any) -> requests.Response:
-        """A request under ``repository``'s auth scope, answering the registry's challenge."""
-        if not url.startswith(("http://", "https://")):
-            url = f"{self.scheme}://{self.host}{url}"
+        """A request under ``repository``'s auth scope, answering the registry's challenge
+        (at the registry's origin only) and following GET/HEAD redirects without auth."""
+        url = urljoin(f"{self.scheme}://{self.host}/", url)
         scope = f"repository:{repository}:{'pull,push' if push else 'pull'}"
-        sent = dict(headers or {})
-        auth = None
-        token = self._tokens.get(scope)
-        if token:
-            sent["Authorization"] = f"Bearer {token}"
-        elif self._basic and self.credentials is not None:
-            auth = (self.credentials.username, self.credentials.password)
-        response = self._request(method, url, body=body, headers=sent, auth=auth, **kwargs)
-        if response.status_code != 401:
-            return response
-        challenge = response.headers.get("WWW-Authenticate", "")
-        if challenge.lower().startswith("bearer"):
-            token = self._token(challenge, scope)
-            with self._lock:
-                self._tokens[scope] = token
-            sent["Authorization"] = f"Bearer {token}"
-            return self._request(method, url, body=body, headers=sent, **kwargs)
-        if challenge.lower().startswith("basic") and self.credentials is not None and not auth:
-            self._basic = True
-            return self._request(method, url, body=body, headers=sent,
-                                 auth=(self.credentials.username, self.credentials.password),
-                                 **kwargs)
+        base = dict(headers or {})
+
+        sent: dict[str, str] = {}
+
+        def send(to: str) -> requests.Response:
+            sent.clear()
+            sent.update(self._auth.headers(to, scope, repository))
+            return self._request(method, to, body=body, headers={**base, **sent}, **kwargs)
+
+        response = send(url)
+        basic = sent.get("Authorization", "").startswith("Basic ")
+        if self._auth.answer(response, url, scope, repository, self._request,
+                             sent_basic=basic):
+            response = send(url)
+        hops = 0
+        while response.status_code in REDIRECTS and method in ("GET", "HEAD"):
+            if hops >= MAX_REDIRECTS:
+                raise RegistryError(f"{self.host}: more than {MAX_REDIRECTS} redirects for "
+                                    f"{_path(url)}")
+            hops += 1
+            url = urljoin(url, response.headers.get("Location", ""))
+            response = send(url)
         return response
 
     def _fail(self, response: requests.Response, what: str) -> RegistryError:
@@ -181,11 +188,12 @@ class RegistryClient:
                                  "--authfile)")
         detail = ""
         try:
-            errors = response.json().get("errors") or []
-            if errors:
-                detail = f": {errors[0].get('code', '')} {errors[0].get('message', '')}"
+            data = response.json()
         except ValueError:
-            pass
+            data = None
+        errors = data.get("errors") if isinstance(data, dict) else None
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            detail = f": {errors[0].get('code', '')} {errors[0].get('message', '')}"
         return RegistryError(redact.redact(
             f"{self.host}: {what}: registry answered {response.status_code}{detail}"[:300]))
 
@@ -193,7 +201,7 @@ class RegistryClient:
     def manifest(self, repository: str, reference: str) -> RemoteManifest | None:
         """The manifest ``repository:reference`` names now, or None when it is absent."""
         response = self._call("GET", repository, f"/v2/{repository}/manifests/{reference}",
-                              headers={"Accept": MANIFEST_TYPES})
+                              headers={"Accept": MANIFEST_TYPES}, max_bytes=MANIFEST_MAX)
         if response.status_code == 404:
             return None
         if response.status_code != 200:
@@ -201,10 +209,12 @@ class RegistryClient:
         try:
             body = response.json()
         except ValueError:
-            raise RegistryError(f"{self.host}/{repository}:{reference}: manifest is not "
-                                "JSON") from None
-        digest = (response.headers.get("Docker-Content-Digest")
-                  or "sha256:" + hashlib.sha256(response.content).hexdigest())
+            body = None
+        if not isinstance(body, dict):
+            raise RegistryError(f"{self.host}/{repository}:{reference}: manifest is not a "
+                                "JSON object")
+        # the digest of the bytes received, not the registry's word for it
+        digest = "sha256:" + hashlib.sha256(response.content).hexdigest()
         media_type = str(body.get("mediaType") or response.headers.get("Content-Type", ""))
         return RemoteManifest(digest, media_type, body)
 
@@ -213,15 +223,14 @@ class RegistryClient:
         return found.digest if found else None
 
     def blob(self, repository: str, digest: str, limit: int = 64 << 20) -> bytes:
-        """A small blob's bytes, checked against its digest (reports, not layers)."""
-        response = self._call("GET", repository, f"/v2/{repository}/blobs/{digest}")
-        if response.status_code in (301, 302, 303, 307, 308):  # storage behind a redirect
-            response = self._request("GET", urljoin(f"{self.scheme}://{self.host}/",
-                                                    response.headers.get("Location", "")))
+        """A small blob's bytes, checked against its digest (reports, not layers); storage
+        behind a redirect gets the request without credentials."""
+        response = self._call("GET", repository, f"/v2/{repository}/blobs/{digest}",
+                              max_bytes=limit)
         if response.status_code != 200:
             raise self._fail(response, f"blob {digest[:19]} in {repository}")
-        data = response.content[:limit + 1]
-        if len(data) > limit or "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+        data = response.content
+        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
             raise RegistryError(f"{self.host}: blob {digest[:19]} in {repository} does not "
                                 "match its digest")
         return data
@@ -251,6 +260,7 @@ class RegistryClient:
                 return False  # mounted from the parent's repository
             if start.status_code != 202:
                 raise self._fail(start, f"start upload of {digest[:19]} to {repository}")
+            # the Location may be on another origin (storage): _call sends it no credentials
             location = urljoin(f"{self.scheme}://{self.host}/",
                                start.headers.get("Location", ""))
             separator = "&" if "?" in location else "?"
@@ -258,7 +268,8 @@ class RegistryClient:
             done = self._call("PUT", repository, f"{location}{separator}digest={digest}",
                               push=True, body=lambda: path.open("rb"),
                               headers={"Content-Type": "application/octet-stream",
-                                       "Content-Length": str(size)})
+                                       "Content-Length": str(size)},
+                              deadline=upload_deadline(size, self.timeout))
             if done.status_code == 201:
                 self._count(uploaded=size)
                 return True
@@ -272,7 +283,8 @@ class RegistryClient:
                       media_type: str) -> None:
         response = self._call("PUT", repository, f"/v2/{repository}/manifests/{reference}",
                               push=True, body=lambda: raw,
-                              headers={"Content-Type": media_type})
+                              headers={"Content-Type": media_type},
+                              deadline=upload_deadline(len(raw), self.timeout))
         if response.status_code not in (200, 201):
             raise self._fail(response, f"push {repository}:{reference}")
 

@@ -106,6 +106,10 @@ class FakeGitLab:
         self._ids = itertools.count(100)
         self._server: ThreadingHTTPServer | None = None
         self.url = ""
+        # a broken or hostile GitLab's paging: "repeat" answers page 1 for every page with
+        # a rel="next" that never ends; next_elsewhere puts rel="next" on another origin
+        self.paging_fault = ""
+        self.next_elsewhere = ""
 
     # -- setup -------------------------------------------------------------------------
     def add_user(self, username: str, token: str) -> None:
@@ -303,8 +307,12 @@ class FakeGitLab:
             qs = "&".join(f"{k}={quote(v, safe='')}" for k, v in sorted(q.items()))
             return f'<{self.url}{path}?{qs}>; rel="{rel}"'
 
+        if self.paging_fault == "repeat":
+            chunk, total_pages = items[:per_page], page + 1
         links = [link(1, "first"), link(total_pages, "last")]
-        if page < total_pages:
+        if self.next_elsewhere and page < total_pages:
+            links.insert(0, f'<{self.next_elsewhere}?page={page + 1}>; rel="next"')
+        elif page < total_pages:
             links.insert(0, link(page + 1, "next"))
         if page > 1:
             links.insert(0, link(page - 1, "prev"))

@@ -92,6 +92,9 @@ class FakeHarbor:
         self.scan_steps = ["Pending", "Running"]
         self.scan_final = "Success"
         self.csrf_tokens: set[str] = set()
+        # a broken or hostile Harbor's paging: "repeat" answers page 1 for every page,
+        # "endless" invents a fresh page each time; both always link rel="next"
+        self.paging_fault = ""
         self._ids = 0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -331,6 +334,12 @@ class FakeHarbor:
                               "page_size in query should be less than or equal to 100")
         chunk = items[(page - 1) * size: page * size]
         headers = {"X-Total-Count": str(len(items))}
+        if self.paging_fault == "repeat":
+            chunk, headers = items[:size], {}
+        elif self.paging_fault == "endless":
+            chunk = [{"id": 100_000 + page * size + i, "name": f"ghost-{page}-{i}"}
+                     for i in range(size)]
+            headers = {}
         links = []
         base = urlsplit(rec.raw_path).path
 
@@ -343,7 +352,7 @@ class FakeHarbor:
 
         if page > 1 and (page - 1) * size < len(items):
             links.append(link(page - 1, "prev"))
-        if page * size < len(items):
+        if page * size < len(items) or self.paging_fault:
             links.append(link(page + 1, "next"))
         if links:
             headers["Link"] = " , ".join(links)

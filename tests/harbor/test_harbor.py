@@ -15,6 +15,7 @@ import requests
 from lamina import redact
 from lamina.errors import RegistryError, UsageError
 from lamina.harbor import HarborClient, encode_repository, parse_reference
+from lamina.harbor.transport import MAX_PAGES
 from tests.core.conftest import CliResult
 from tests.harbor.conftest import ADMIN, PASSWORD
 from tests.harbor.fake_harbor import FakeHarbor
@@ -152,6 +153,30 @@ def test_refresh_finds_the_robot_across_pages_and_rotates_its_secret(
     assert pages == [["1"], ["2"], ["3"]]  # five robots, two a page, ours is the last
     with pytest.raises(RegistryError, match="401"):
         HarborClient(harbor.url, old.name, old.secret).scan_overview("hep", "x", "1")
+
+
+def test_paging_that_repeats_a_page_stops_with_one_line(harbor: FakeHarbor,
+                                                        client: HarborClient) -> None:
+    harbor.add_project("hep")
+    for name in ("a1", "a2", "ci"):
+        client.create_robot("hep", name)
+    harbor.paging_fault = "repeat"  # page 2 is page 1 again, and "next" never ends
+    with pytest.raises(RegistryError) as caught:
+        client.create_robot("hep", "ci", refresh_if_exists=True)
+    assert caught.value.message == ("Harbor list robots of project 'hep': page 2 repeats "
+                                    "page 1; Harbor's paging does not advance")
+    assert [r.query["page"] for r in harbor.calls("GET", "/robots")] == [["1"], ["2"]]
+
+
+def test_paging_that_never_ends_is_bounded(harbor: FakeHarbor, client: HarborClient) -> None:
+    harbor.add_project("hep")
+    client.create_robot("hep", "ci")
+    harbor.paging_fault = "endless"  # a new page every time, always with rel="next"
+    with pytest.raises(RegistryError) as caught:
+        client.create_robot("hep", "ci", refresh_if_exists=True)
+    assert caught.value.message == (f"Harbor list robots of project 'hep': more than "
+                                    f"{MAX_PAGES} pages of 2; refusing to read further")
+    assert len(harbor.calls("GET", "/robots")) == MAX_PAGES
 
 
 # ---------------------------------------------------------------------- immutability

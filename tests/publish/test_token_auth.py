@@ -1,4 +1,8 @@
-"""GitLab registry auth: the Bearer token flow from CI variables, against a real registry."""
+"""GitLab registry auth: the Bearer token flow from CI variables, against a real registry.
+
+As on GitLab, the token realm is on another host:port than the registry (GitLab itself,
+``<CI_SERVER_URL>/jwt/auth``): the CI variables are bound to CI_REGISTRY and to the host of
+CI_SERVER_URL, and without that binding the realm is asked anonymously."""
 
 from __future__ import annotations
 
@@ -68,10 +72,23 @@ def test_publish_with_ci_job_token_through_jwt_auth(
     monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
     monkeypatch.setenv("CI_REGISTRY", host)
     monkeypatch.setenv("CI_JOB_TOKEN", JOB_TOKEN)
+    monkeypatch.delenv("CI_SERVER_URL", raising=False)
+
+    # the realm's host is not bound to the job token: it is asked anonymously, and refuses
+    unbound = lamina("-C", str(root), "publish", "base", "--to", f"{host}/group/project",
+                     "--tag", "v1", "--insecure-loopback")
+    assert unbound.code == 1
+    assert unbound.err == (f"lamina: error: {host}: the token service refused an anonymous "
+                           "token request (401)\n")
+    assert tokens.authorizations and set(tokens.authorizations) == {""}
+
+    monkeypatch.setenv("CI_SERVER_URL", tokens.server_url)  # what GitLab gives the job
+    tokens.authorizations.clear()
     result = lamina("-C", str(root), "publish", "base", "--to", f"{host}/group/project",
                     "--tag", "v1", "--insecure-loopback", "--json")
     assert result.code == 0, result.out + result.err
     assert JOB_TOKEN not in result.out + result.err
+    assert tokens.authorizations and all(a.startswith("Basic ") for a in tokens.authorizations)
     assert any("scope=repository%3Agroup%2Fproject%2Fbase%3A" in q or
                "repository:group/project/base:" in q for q in tokens.requests), tokens.requests
     raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", "--creds",

@@ -40,6 +40,7 @@ class TokenServer:
     def __init__(self, workdir: Path, username: str, password: str) -> None:
         self.username, self.password = username, password
         self.requests: list[str] = []
+        self.authorizations: list[str] = []  # the Authorization header of each request
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lamina token signer")])
         now = dt.datetime.now(dt.UTC)
@@ -64,6 +65,7 @@ class TokenServer:
                 url = urlparse(self.path)
                 server.requests.append(url.query)
                 auth = self.headers.get("Authorization", "")
+                server.authorizations.append(auth)
                 expected = "Basic " + base64.b64encode(
                     f"{server.username}:{server.password}".encode()).decode()
                 if url.path != "/jwt/auth" or auth != expected:
@@ -92,7 +94,9 @@ class TokenServer:
                 self.wfile.write(body)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.realm = f"http://127.0.0.1:{self.server.server_address[1]}/jwt/auth"
+        # GitLab's realm is <external_url>/jwt/auth, and CI jobs get that URL as CI_SERVER_URL
+        self.server_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.realm = f"{self.server_url}/jwt/auth"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def sign(self, access: list[dict[str, object]]) -> str:

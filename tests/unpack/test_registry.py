@@ -36,6 +36,8 @@ def test_registry_reference_is_copied_then_unpacked(
     monkeypatch.chdir(tmp_path)  # no recipe here: --store is enough
     monkeypatch.setenv("LAMINA_REGISTRY_USERNAME", tls_registry.username)
     monkeypatch.setenv("LAMINA_REGISTRY_PASSWORD", tls_registry.password)
+    # no recipe names a target here: say which registry the credentials are for
+    monkeypatch.setenv("LAMINA_REGISTRY_HOST", tls_registry.host)
     monkeypatch.setenv("REGISTRY_AUTH_FILE", str(tmp_path / "no-such-auth.json"))
     result = lamina("unpack", target, str(out), "--store", str(store), "--src-cert-dir",
                     str(tls_registry.cert_dir), "--json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import subprocess
@@ -11,8 +12,9 @@ from pathlib import Path
 from rich.table import Table
 
 from lamina.commands._common import console, print_json
+from lamina.credentials import CredentialStore
 from lamina.errors import UsageError
-from lamina.publish import ImagePublication
+from lamina.publish import ImagePublication, source_url
 from lamina.recipe import Recipe
 from lamina.settings import resolve
 from lamina.target import Target
@@ -29,17 +31,28 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
 
 
 def targets_from(args: argparse.Namespace, recipe: Recipe, raw: list[str] | None) -> list[Target]:
-    """``--to``/``--against`` values, or the recipe's ``targets`` when none is given."""
+    """``--to``/``--against`` values, or the recipe's ``targets`` when none is given, each
+    with the credential store of this command (environment credentials bound to these
+    targets' registry, :mod:`lamina.credentials`)."""
     # The environment form lets CI jobs (generated with a fixed command line) trust a
     # registry's private CA through a CI/CD variable.
     cert_raw = resolve(args.cert_dir, "LAMINA_CERT_DIR", None, None)
     cert_dir = Path(cert_raw) if cert_raw else None
     authfile = Path(args.authfile) if args.authfile else None
-    texts = raw or [f"{t['registry']}/{t['namespace']}"
-                    for t in recipe.settings.get("targets") or []]
-    if not texts:
+    if raw:
+        targets = [Target.parse(t, cert_dir, args.insecure_loopback) for t in raw]
+    else:
+        targets = []
+        for index, entry in enumerate(recipe.settings.get("targets") or []):
+            try:
+                targets.append(Target.parse(f"{entry['registry']}/{entry['namespace']}",
+                                            cert_dir, args.insecure_loopback))
+            except UsageError as exc:
+                raise recipe.doc.error(("targets", index, "registry"), exc.message) from None
+    if not targets:
         raise UsageError("no target: pass --to REGISTRY/NAMESPACE or set targets in recipe.yaml")
-    return [Target.parse(t, cert_dir, authfile, args.insecure_loopback) for t in texts]
+    store = CredentialStore.load(targets=[t.registry for t in targets], authfile=authfile)
+    return [dataclasses.replace(t, credentials=store) for t in targets]
 
 
 def release_annotations(root: Path, version: str, epoch: int) -> dict[str, str]:
@@ -50,12 +63,13 @@ def release_annotations(root: Path, version: str, epoch: int) -> dict[str, str]:
                               check=False)
         return proc.stdout.strip() if proc.returncode == 0 else ""
 
-    source = os.environ.get("CI_PROJECT_URL") or git("config", "--get", "remote.origin.url")
+    source = source_url(os.environ.get("CI_PROJECT_URL")
+                        or git("config", "--get", "remote.origin.url"))
     revision = os.environ.get("CI_COMMIT_SHA") or git("rev-parse", "HEAD")
     created = dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     out = {"org.opencontainers.image.version": version,
            "org.opencontainers.image.created": created}
-    if source and "@" not in source.split("//")[-1].split("/")[0]:  # never a URL with creds
+    if source:
         out["org.opencontainers.image.source"] = source
     if revision:
         out["org.opencontainers.image.revision"] = revision

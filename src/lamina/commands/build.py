@@ -9,7 +9,6 @@ tags and index when a release version is known (``--tag``, CI_COMMIT_TAG, or the
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from typing import Any
 
 from lamina.against import check_against, fetch_into_store, needed_locally
@@ -35,10 +34,9 @@ from lamina.plan import UP_TO_DATE, PlanEntry, make_plan
 from lamina.progress import Progress
 from lamina.publish import ImagePublication, push_key_tag, release_tags
 from lamina.recipe import Recipe
-from lamina.registry_auth import authfile_for
 from lamina.store import Store
 from lamina.summary import print_summary, top_layer_share
-from lamina.target import Target, client_for
+from lamina.target import Target, client_for, skopeo_auth
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -79,8 +77,7 @@ def run(args: argparse.Namespace) -> int:
              if recipe.images[n].publish and (not args.images or n in args.images)]
     tags = _release_version(args, recipe) if args.push else None
     if targets:
-        with authfile_for(targets[0].registry, targets[0].authfile) as auth:
-            checked = dataclasses.replace(targets[0], authfile=auth)
+        with skopeo_auth(targets[0]) as checked:
             entries, _ = check_against(entries, checked, max(4, settings.jobs * 4))
             for entry in needed_locally(recipe, entries, set(names) if tags else set()):
                 fetch_into_store(recipe, store, entry, checked)
@@ -126,8 +123,7 @@ def _push_key_tags(recipe: Recipe, store: Store, checked: list[PlanEntry],
     held = {(e.image, e.platform) for e in checked if e.remote}
     out: list[str] = []
     for target in targets:
-        with authfile_for(target.registry, target.authfile) as auth:
-            with_auth = dataclasses.replace(target, authfile=auth)
+        with skopeo_auth(target) as with_auth:
             client = client_for(with_auth)
             for entry in fresh:
                 if entry.status == UP_TO_DATE and (entry.image, entry.platform) not in held:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 from lamina.commands._common import add_tree_options, load, platforms_arg
 from lamina.commands._targets import (
@@ -22,10 +21,9 @@ from lamina.publish import (
     release_tags,
 )
 from lamina.recipe import Recipe
-from lamina.registry_auth import authfile_for
 from lamina.settings import Settings
 from lamina.store import Store
-from lamina.target import Target
+from lamina.target import Target, skopeo_auth
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,8 +45,7 @@ def publish_all(recipe: Recipe, settings: Settings, store: Store, entries: list[
     annotations = release_annotations(recipe.root, tags[0], settings.epoch)
     results: list[tuple[str, ImagePublication | None, str]] = []
     for target in targets:
-        with authfile_for(target.registry, target.authfile) as auth:
-            with_auth = dataclasses.replace(target, authfile=auth)
+        with skopeo_auth(target) as with_auth:
             bases = published_bases(store, recipe, with_auth)
             for name in names:  # parents first, so children name their published base
                 try:

@@ -53,8 +53,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--src-cert-dir", metavar="DIR", default=None,
                         help="directory with the registry's ca.crt")
     parser.add_argument("--authfile", metavar="FILE", default=None,
-                        help="containers auth file for the registry (default: credentials from "
-                             "LAMINA_REGISTRY_* / CI variables, else skopeo's own)")
+                        help="containers auth file for the registry (default: the "
+                             "containers/docker auth files; LAMINA_REGISTRY_* only for the "
+                             "recipe's targets or LAMINA_TARGET)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(handler=run)
 

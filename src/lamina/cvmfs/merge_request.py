@@ -13,6 +13,12 @@ job can run it on every release:
    (``start_branch`` + ``start_project``, so a stale fork does not matter), with
    ``last_commit_id`` so that a concurrent edit of the file is detected, then open the MR.
 
+Every request goes through :class:`lamina.http.BoundedSession` (deadline, body cap, the
+token only to the configured GitLab's origin, ``keep_base_url`` so paging links cannot point
+python-gitlab elsewhere); lists stop after :data:`MAX_LIST_ITEMS` entries or when a page
+repeats, and a 429's ``Retry-After`` is capped (python-gitlab would sleep for whatever the
+server says, ten times).
+
 The token comes from ``LAMINA_GITLAB_TOKEN`` (a personal, project or group access token with
 ``api`` scope). ``CI_JOB_TOKEN`` cannot create merge requests on another project, so it is not
 used for writing. The token is registered for redaction and never printed.
@@ -38,11 +44,14 @@ from lamina.cvmfs.config import CvmfsConfig
 from lamina.cvmfs.entries import PlannedEntry, host_notes
 from lamina.cvmfs.existing import ExistingLine
 from lamina.cvmfs.wishlist import WishlistEdit, add_entries
+from lamina.http import BoundedSession, http_timeout, origin_of
 from lamina.sizes import human_size
 
 TOKEN_ENV = "LAMINA_GITLAB_TOKEN"
 DEVELOPER = 30  # GitLab access level that may push branches
 MARKER = "<!-- lamina:cvmfs -->"
+MAX_LIST_ITEMS = 2000
+MAX_RETRY_AFTER = 5
 
 
 @dataclass(frozen=True)
@@ -140,8 +149,44 @@ def gitlab_errors(what: str, url: str) -> Iterator[None]:
                           ) from None
 
 
+def _cap_rate_limit(response: requests.Response, *args: Any, **kwargs: Any
+                    ) -> requests.Response:
+    """python-gitlab sleeps ``Retry-After`` (or until ``RateLimit-Reset``) seconds on each
+    of up to ten 429s: bound what the server may ask for."""
+    if response.status_code == 429:
+        asked = response.headers.get("Retry-After", "")
+        wait = min(int(asked), MAX_RETRY_AFTER) if asked.isdigit() else 1
+        response.headers["Retry-After"] = str(wait)
+        response.headers.pop("RateLimit-Reset", None)
+    return response
+
+
 def connect(cfg: CvmfsConfig, token: str | None) -> gitlab.Gitlab:
-    return gitlab.Gitlab(cfg.gitlab_url, private_token=token, timeout=60)
+    try:
+        origin = origin_of(cfg.gitlab_url)
+    except ValueError:
+        raise GitLabError("the GitLab URL must be http(s)://host[:port] without credentials; "
+                          f"put the token in {TOKEN_ENV}") from None
+    session = BoundedSession(credential_origins={origin})
+    session.hooks["response"].append(_cap_rate_limit)
+    return gitlab.Gitlab(cfg.gitlab_url, private_token=token, timeout=http_timeout(),
+                         session=session, keep_base_url=True)
+
+
+def bounded_list(items: Iterator[Any], what: str) -> list[Any]:
+    """A python-gitlab list iterator read to its end, at most :data:`MAX_LIST_ITEMS`
+    entries; an entry seen twice means the server's paging repeats itself."""
+    out: list[Any] = []
+    seen: set[Any] = set()
+    for item in items:
+        key = getattr(item, "id", None) or getattr(item, "iid", None)
+        if key is not None and key in seen:
+            raise GitLabError(f"{what}: GitLab's paging repeats entries; stopped")
+        seen.add(key)
+        out.append(item)
+        if len(out) > MAX_LIST_ITEMS:
+            raise GitLabError(f"{what}: more than {MAX_LIST_ITEMS} entries; stopped")
+    return out
 
 
 def read_wishlist(cfg: CvmfsConfig, token: str | None) -> str:
@@ -255,7 +300,8 @@ class SyncRepository:
         if max(levels) >= DEVELOPER:
             return upstream
         with self._errors(f"listing your forks of {self.cfg.project}"):
-            forks = upstream.forks.list(owned=True, get_all=True)
+            forks = bounded_list(upstream.forks.list(owned=True, iterator=True),
+                                 "listing your forks")
         mine = [f for f in forks
                 if (getattr(f, "namespace", None) or {}).get("full_path") == username]
         if mine or forks:
@@ -276,8 +322,9 @@ class SyncRepository:
 
     def _open_mr(self, upstream: Any, source: Any, branch: str) -> Any | None:
         with self._errors("listing open merge requests"):
-            mrs = upstream.mergerequests.list(source_branch=branch, state="opened",
-                                              get_all=True)
+            mrs = bounded_list(upstream.mergerequests.list(
+                source_branch=branch, state="opened", iterator=True),
+                "listing open merge requests")
         for mr in mrs:
             if (mr.source_project_id == source.id and mr.target_branch == self.cfg.branch
                     and mr.target_project_id == upstream.id):

@@ -1,9 +1,14 @@
-"""HTTP to Harbor: Basic auth on every call, no cookies, one-line errors, paging."""
+"""HTTP to Harbor: Basic auth on every call, no cookies, one-line errors, bounded paging.
+
+Requests go through :class:`lamina.http.BoundedSession` (deadline, body cap, no redirects,
+credentials only to Harbor's own origin). Paging stops after :data:`MAX_PAGES` pages and
+when a page repeats the one before it: a server whose ``Link`` always says ``next`` would
+otherwise be read forever.
+"""
 
 from __future__ import annotations
 
 import base64
-import http.cookiejar
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -13,9 +18,18 @@ import requests
 
 from lamina import redact
 from lamina.errors import RegistryError, UsageError
+from lamina.http import (
+    BoundedSession,
+    CredentialsRefused,
+    DeadlineExceeded,
+    ResponseTooLarge,
+    http_timeout,
+    origin_of,
+)
 
 API = "/api/v2.0"
 MAX_PAGE_SIZE = 100
+MAX_PAGES = 200  # 20 000 items at Harbor's largest page size
 _HINTS = {
     401: "check LAMINA_HARBOR_USERNAME/LAMINA_HARBOR_PASSWORD (a robot name keeps its "
          "literal '$')",
@@ -32,11 +46,6 @@ def encode_repository(name: str) -> str:
 def _basic(username: str, password: str) -> str:
     token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
     return f"Basic {token}"
-
-
-def _no_cookies() -> http.cookiejar.DefaultCookiePolicy:
-    # An empty allow-list refuses every domain: Set-Cookie is ignored, nothing is ever sent.
-    return http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
 
 
 def _next_link(header: str) -> bool:
@@ -58,7 +67,7 @@ class HarborTransport:
     (see the package docstring for why)."""
 
     def __init__(self, base_url: str, username: str, password: str,
-                 verify: bool | str = True, *, timeout: float = 30.0,
+                 verify: bool | str = True, *, timeout: float | None = None,
                  page_size: int = MAX_PAGE_SIZE) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -75,10 +84,12 @@ class HarborTransport:
         self.username = username
         self._auth = _basic(username, password)
         self.verify = verify
-        self.timeout = timeout
+        self.timeout = timeout if timeout is not None else http_timeout()
         self.page_size = max(1, min(page_size, MAX_PAGE_SIZE))
-        self.session = requests.Session()
-        self.session.cookies.set_policy(_no_cookies())
+        # the session refuses cookies (Harbor's CSRF check bites sessions that keep them)
+        # and sends the Basic header to Harbor's own origin only
+        self.session = BoundedSession(timeout=self.timeout,
+                                      credential_origins={origin_of(self.base_url)})
 
     # ------------------------------------------------------------------ transport
     def request(self, what: str, method: str, path: str, *,
@@ -92,8 +103,9 @@ class HarborTransport:
         try:
             # verify per request: requests lets REQUESTS_CA_BUNDLE override Session.verify.
             resp = self.session.request(method, url, params=params, json=body, headers=sent,
-                                        verify=self.verify, timeout=self.timeout,
-                                        allow_redirects=False)
+                                        verify=self.verify)
+        except (DeadlineExceeded, ResponseTooLarge, CredentialsRefused) as exc:
+            raise RegistryError(f"Harbor {what}: {self.base_url}: {exc}") from None
         except requests.exceptions.SSLError:
             raise RegistryError(f"Harbor {what}: TLS verification of {self.base_url} failed "
                                 f"(pass --ca-bundle FILE with the site CA)") from None
@@ -131,21 +143,30 @@ class HarborTransport:
 
     def paged(self, what: str, path: str, params: Mapping[str, str | int] | None = None,
               headers: Mapping[str, str] | None = None) -> Iterator[dict[str, Any]]:
-        """All items of a list endpoint, page by page (see the module docstring on Link)."""
-        page = 1
+        """All items of a list endpoint, page by page (see the module docstring on Link),
+        at most :data:`MAX_PAGES` pages; a page equal to the one before ends in an error."""
         seen = 0
-        while True:
+        previous: list[Any] | None = None
+        for page in range(1, MAX_PAGES + 1):
             query = dict(params or {}, page=page, page_size=self.page_size)
             resp = self.request(what, "GET", path, params=query, headers=headers)
-            items = resp.json() or []
+            try:
+                items = resp.json() or []
+            except ValueError:
+                raise RegistryError(f"Harbor {what}: page {page} is not JSON") from None
             if not isinstance(items, list):
                 raise RegistryError(f"Harbor {what}: expected a list, got {type(items).__name__}")
+            if items and items == previous:
+                raise RegistryError(f"Harbor {what}: page {page} repeats page {page - 1}; "
+                                    "Harbor's paging does not advance")
             yield from items
+            previous = items
             seen += len(items)
             total = resp.headers.get("X-Total-Count")
             more = _next_link(resp.headers.get("Link", ""))
             if not items or not more or (total and total.isdigit() and seen >= int(total)):
                 return
-            page += 1
+        raise RegistryError(f"Harbor {what}: more than {MAX_PAGES} pages of "
+                            f"{self.page_size}; refusing to read further")
 
     # ------------------------------------------------------------------ projects

@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lamina.credentials import CredentialStore
 from lamina.cvmfs import EntryError
 from lamina.cvmfs.entries import parse_entry
 from lamina.errors import ToolError, UsageError
 from lamina.platforms import UNAME
-from lamina.registry_auth import authfile_for
 from lamina.store import REF_ANNOTATION, Store
-from lamina.target import pull
+from lamina.target import pull, refuse_userinfo, unpack_registries
 
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
                "application/vnd.docker.distribution.manifest.list.v2+json")
@@ -101,6 +101,7 @@ def parse_registry_ref(text: str) -> RegistryRef:
     """DUCC's ``ParseImage`` rules, shared with the wishlist check: host literal, a tag or a
     digest required; a wildcard tag names no single image."""
     body = text.removeprefix("docker://").removeprefix("https://")
+    refuse_userinfo(body, "image reference", digest_ok=True)
     try:
         entry = parse_entry(f"https://{body}")
     except EntryError as exc:
@@ -271,7 +272,9 @@ def from_registry(store: Store, text: str, platform: str | None, name: PublicNam
     ref = parse_registry_ref(text)
     cache = Store(store.root / "lamina" / "unpack-cache")
     local = cache_ref(ref)
-    with authfile_for(ref.registry, authfile) as auth, cache.locked():
+    # skopeo gets only the credentials bound to this repository (lamina.credentials)
+    credentials = CredentialStore.load(targets=unpack_registries(), authfile=authfile)
+    with credentials.skopeo_authfile(ref.registry, ref.repository) as auth, cache.locked():
         pull(ref.transport, cache.transport(local), tls_verify, cert_dir, auth,
              what=f"copying {ref.transport}", all_images=True)
     return from_layout(cache.root, local, platform, name or ref.public)
