@@ -12,15 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lamina.confine import PathRefused, inside, shown, text_problem, tree_problem
 from lamina.errors import Location, RecipeError
-from lamina.platforms import Platform, host_platform, parse_platform
+from lamina.platforms import SUPPORTED, Platform, host_platform, parse_platform
 from lamina.schemas import load_schema, validate
-from lamina.yamlio import YamlDoc, load_yaml
+from lamina.yamlio import PathKey, YamlDoc, load_yaml
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+# Patterns are applied with fullmatch: `$` alone would accept a trailing newline.
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]*")
 EXTERNAL_RE = re.compile(
-    r"^(?P<repo>[a-z0-9.-]+(?::[0-9]+)?/[a-z0-9._/-]+)(?::(?P<tag>[\w][\w.-]*))?"
-    r"@(?P<digest>sha256:[0-9a-f]{64})$"
+    r"(?P<repo>[a-z0-9.-]+(?::[0-9]+)?/[a-z0-9._/-]+)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]*))?"
+    r"@(?P<digest>sha256:[0-9a-f]{64})"
 )
 DEFAULT_EPOCH = 1_700_000_000
 
@@ -45,8 +47,21 @@ class Layer:
     doc: YamlDoc
     tests: tuple[TestSpec, ...] = ()
 
-    def path(self, relative: str) -> Path:
-        return self.directory / relative
+    def file(self, key: PathKey, platform: Platform | None = None) -> Path:
+        """The real path the spec value at ``key`` names in the layer directory (``{arch}``
+        expanded for ``platform``), through the one confined resolver; it need not exist."""
+        node: Any = self.spec
+        for part in key:
+            node = node[part]
+        text = str(node)
+        expanded = shown_platform = None
+        if platform is not None and "{arch}" in text:
+            expanded = text.replace("{arch}", platform.arch)
+            shown_platform = platform.name
+        try:
+            return inside(self.directory, text, expanded=expanded, platform=shown_platform)
+        except PathRefused as exc:
+            raise self.doc.error(key, str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -180,24 +195,45 @@ def _tests(doc: YamlDoc, raw: list[dict[str, Any]] | None, origin: str) -> tuple
     return tuple(out)
 
 
-def _check_file(doc: YamlDoc, key: tuple[str | int, ...], base: Path, relative: str,
-                directory: bool = False) -> None:
-    if "{arch}" in relative:
-        # per-platform files: at least one must exist; render checks the platform's own
-        if not any(base.glob(relative.replace("{arch}", "*"))):
-            raise doc.error(key, f"no file matches '{relative}' in {base}")
-        return
-    shown = relative if len(relative) <= 80 else relative[:77] + "..."
-    try:
-        target = (base / relative).resolve()
-        if not target.is_relative_to(base.resolve()):
-            raise doc.error(key, f"'{shown}' points outside the layer directory")
-        found = target.is_dir() if directory else target.is_file()
-    except OSError as exc:
-        raise doc.error(key, f"cannot use '{shown}': {exc.strerror}") from None
+def _check_file(layer: Layer, key: PathKey, want: str = "file") -> None:
+    """The path at ``key`` is confined to the layer directory and exists (``want`` "file",
+    "directory" or "any"); an ``{arch}`` template needs one platform's file."""
+    node: Any = layer.spec
+    for part in key:
+        node = node[part]
+    text = str(node)
+    platforms: list[Platform | None] = (
+        [parse_platform(p) for p in SUPPORTED] if "{arch}" in text else [None])
+    found = False
+    for platform in platforms:
+        path = layer.file(key, platform)
+        try:
+            found = found or (path.is_dir() if want == "directory" else
+                              path.is_file() if want == "file" else path.exists())
+        except OSError as exc:
+            raise layer.doc.error(key, f"cannot use '{shown(text)}': {exc.strerror}") from None
+        if path.is_dir():
+            problem = tree_problem(path)
+            if problem is not None:
+                raise layer.doc.error(key, f"in '{shown(text)}': {problem}")
+    if not found and "{arch}" in text:
+        raise layer.doc.error(key, f"no file matches '{shown(text)}' in {layer.directory}")
     if not found:
-        kind = "directory" if directory else "file"
-        raise doc.error(key, f"{kind} '{shown}' not found in {base}")
+        kind = "directory" if want == "directory" else "file"
+        raise layer.doc.error(key, f"{kind} '{shown(text)}' not found in {layer.directory}")
+
+
+def _check_symlinks(layer: Layer) -> None:
+    """``debs.symlinks``: each link path stays inside the root filesystem being assembled."""
+    for link, target in (layer.spec.get("debs", {}).get("symlinks") or {}).items():
+        key = ("debs", "symlinks", link)
+        reason = text_problem(link)
+        if reason == "outside":
+            raise layer.doc.error(key, f"'{shown(link)}' points outside the root filesystem")
+        if reason is not None:
+            raise layer.doc.error(key, f"'{shown(link)}' {reason}")
+        if "\x00" in target:
+            raise layer.doc.error(key, "the link target contains a NUL byte")
 
 
 def load_layer(name: str, directory: Path) -> Layer:
@@ -206,22 +242,35 @@ def load_layer(name: str, directory: Path) -> Layer:
     validate(doc, load_schema("layer"), "layer file")
     spec: dict[str, Any] = doc.data
     kind = spec["kind"]
+    layer = Layer(name=name, kind=kind, directory=directory, spec=spec, doc=doc,
+                  tests=_tests(doc, spec.get("tests"), f"layer {name}"))
     if kind == "rootfs" and "tarball" in spec:
-        _check_file(doc, ("tarball",), directory, spec["tarball"])
+        _check_file(layer, ("tarball",))
+    if kind == "rootfs" and "debs" in spec:
+        _check_symlinks(layer)
     if kind == "pip":
-        if not (spec.get("requirements") and "{arch}" in str(spec["lock"])):
-            _check_file(doc, ("lock",), directory, spec["lock"])  # else: lamina lock makes it
+        if spec.get("requirements") and "{arch}" in str(spec["lock"]):
+            for arch in SUPPORTED:  # lamina lock makes it: only the path is checked here
+                layer.file(("lock",), parse_platform(arch))
+        else:
+            _check_file(layer, ("lock",))
         if "requirements" in spec:
-            _check_file(doc, ("requirements",), directory, spec["requirements"])
+            _check_file(layer, ("requirements",))
     if kind == "files":
-        _check_file(doc, ("source",), directory, spec["source"], directory=True)
+        _check_file(layer, ("source",), "directory")
     if kind == "script":
-        _check_file(doc, ("script",), directory, spec["script"])
-        for index, extra in enumerate(spec.get("inputs", [])):
-            _check_file(doc, ("inputs", index), directory, extra,
-                        directory=(directory / extra).is_dir())
-    return Layer(name=name, kind=kind, directory=directory, spec=spec, doc=doc,
-                 tests=_tests(doc, spec.get("tests"), f"layer {name}"))
+        _check_file(layer, ("script",))
+        for index in range(len(spec.get("inputs", []))):
+            _check_file(layer, ("inputs", index), "any")
+    return layer
+
+
+def _check_in_project(root: Path, directory: Path) -> None:
+    """A layer or image directory (a symlink, perhaps) must be inside the project."""
+    try:
+        inside(root, directory.relative_to(root).as_posix(), where="project")
+    except PathRefused as exc:
+        raise RecipeError(str(exc), Location(directory.parent)) from None
 
 
 def _platform_list(raw: list[str] | None, fallback: list[Platform]) -> list[Platform]:
@@ -250,11 +299,12 @@ def load_recipe(root: Path) -> Recipe:
     if layers_dir.is_dir():
         for sub in sorted(layers_dir.iterdir()):
             if (sub / "layer.yaml").is_file():
-                if not NAME_RE.match(sub.name):
+                if not NAME_RE.fullmatch(sub.name):
                     raise RecipeError(
-                        f"layer directory name '{sub.name}' must match {NAME_RE.pattern}",
-                        Location(sub / "layer.yaml"),
+                        f"layer directory name '{shown(sub.name)}' must match {NAME_RE.pattern}",
+                        Location(layers_dir),
                     )
+                _check_in_project(root, sub)
                 layers[sub.name] = load_layer(sub.name, sub)
 
     images: dict[str, Image] = {}
@@ -264,9 +314,10 @@ def load_recipe(root: Path) -> Recipe:
     for sub in sorted(images_dir.iterdir()):
         if not (sub / "image.yaml").is_file():
             continue
-        if not NAME_RE.match(sub.name):
-            raise RecipeError(f"image directory name '{sub.name}' must match {NAME_RE.pattern}",
-                              Location(sub / "image.yaml"))
+        if not NAME_RE.fullmatch(sub.name):
+            raise RecipeError(f"image directory name '{shown(sub.name)}' must match "
+                              f"{NAME_RE.pattern}", Location(images_dir))
+        _check_in_project(root, sub)
         images[sub.name] = _load_image(sub.name, sub, layers, platforms)
     if not images:
         raise RecipeError("no images found (expected images/<name>/image.yaml)",
@@ -296,7 +347,7 @@ def _load_image(name: str, directory: Path, layers: dict[str, Layer],
     if parent == "scratch":
         pass
     elif "/" in parent or "@" in parent:
-        match = EXTERNAL_RE.match(parent)
+        match = EXTERNAL_RE.fullmatch(parent)
         if match is None:
             raise doc.error(
                 ("parent",),

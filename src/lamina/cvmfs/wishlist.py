@@ -23,6 +23,7 @@ from ruamel.yaml.error import YAMLError
 
 from lamina.cvmfs import WishlistError
 from lamina.cvmfs.entries import WishEntry, covered_by, parse_entry, parse_existing
+from lamina.yamlio import YamlBound, check_bounds
 
 LIST_KEY = "input"
 _KEY_LINE = re.compile(rf"^{LIST_KEY}[ \t]*:(?P<rest>.*)$")
@@ -65,10 +66,17 @@ class WishlistEdit:
 def _load(text: str, what: str) -> Any:
     yaml = YAML(typ="rt")
     try:
-        return yaml.load(io.StringIO(text))
+        data = yaml.load(io.StringIO(text))
+        check_bounds(data)  # the same alias and size bounds as recipe files
     except YAMLError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WishlistError(f"{what} is not valid YAML: {first}") from None
+    except YamlBound as exc:
+        where = f" (line {exc.line})" if exc.line else ""
+        raise WishlistError(f"{what} is refused: {exc}{where}") from None
+    except RecursionError:
+        raise WishlistError(f"{what} is refused: nested too deeply") from None
+    return data
 
 
 def existing_entries(text: str, what: str = "wishlist") -> list[str]:
