@@ -27,6 +27,8 @@ import stat
 from collections import deque
 from pathlib import Path, PurePosixPath
 
+from lamina.yamlio import printable
+
 MAX_LINK_HOPS = 40  # as Linux's own limit on symlinks in one lookup (ELOOP)
 
 
@@ -36,8 +38,7 @@ class PathRefused(Exception):
 
 def shown(text: str) -> str:
     """``text`` for a one-line message: control characters escaped, long text shortened."""
-    out = "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
-    return out if len(out) <= 80 else out[:77] + "..."
+    return printable(text)
 
 
 def text_problem(text: str) -> str | None:

@@ -46,13 +46,20 @@ class YamlDoc:
         return RecipeError(message, self.location(path))
 
 
+def printable(text: str, limit: int = 80) -> str:
+    """``text`` for a one-line message: control characters (and other unprintable ones)
+    escaped as Python does, long text shortened."""
+    out = "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+    return out if len(out) <= limit else out[:limit - 3] + "..."
+
+
 def dotted(path: Iterable[str | int]) -> str:
     text = ""
     for part in path:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += ("." if text else "") + part
+            text += ("." if text else "") + printable(part)
     return text
 
 
@@ -69,9 +76,10 @@ MAX_FILE_BYTES = 8 * 1024 * 1024
 class YamlBound(Exception):
     """The document exceeds a bound; ``line`` is the 1-based line where it did."""
 
-    def __init__(self, message: str, line: int | None) -> None:
+    def __init__(self, message: str, line: int | None, key: str | None = None) -> None:
         super().__init__(message)
         self.line = line
+        self.key = key
 
 
 def _line(node: Any) -> int | None:
@@ -127,7 +135,8 @@ def _text(value: str, path: PathKey, lines: dict[PathKey, int]) -> str:
     text = str(value)
     if any(0xD800 <= ord(c) <= 0xDFFF for c in text):
         line = YamlDoc(Path(), None, lines).line_of(path)
-        raise YamlBound("a string holds a lone surrogate escape; expected UTF-8 text", line)
+        raise YamlBound("a string holds a lone surrogate escape; expected UTF-8 text", line,
+                        dotted(path) or None)
     return text
 
 
@@ -135,13 +144,13 @@ def _plain(node: Any, path: PathKey, lines: dict[PathKey, int]) -> Any:
     if isinstance(node, CommentedMap):
         out: dict[str, Any] = {}
         for key, value in node.items():
-            sub = (*path, _text(str(key), path, lines))
+            sub = (*path, str(key))
             try:
                 kline = node.lc.key(key)[0] + 1
             except (KeyError, TypeError, AttributeError):
                 kline = node.lc.line + 1
             lines[sub] = kline
-            out[str(sub[-1])] = _plain(value, sub, lines)
+            out[_text(str(key), sub, lines)] = _plain(value, sub, lines)
         return out
     if isinstance(node, CommentedSeq):
         items: list[Any] = []
@@ -201,7 +210,7 @@ def load_yaml(file: Path) -> YamlDoc:
         check_bounds(node)
         data = _plain(node, (), lines)
     except YamlBound as exc:
-        raise RecipeError(f"invalid YAML: {exc}", Location(file, exc.line)) from None
+        raise RecipeError(f"invalid YAML: {exc}", Location(file, exc.line, exc.key)) from None
     if data is None:
         data = {}
     return YamlDoc(file=file, data=data, lines=lines)
