@@ -5,8 +5,9 @@ locks and requirements, read or written by ``lamina lock``) is relative to the l
 directory, and each use goes through :func:`inside`: before ``{arch}`` is expanded (the text
 itself: no absolute path, no ``..`` that climbs out, no NUL, no lone surrogate) and after,
 on the real filesystem (symlinks resolved: a link inside the layer directory that points
-out of it is an escape too). The one wording for an escape is ``'<path>' points outside the
-layer directory`` (``for <platform>`` after an expanded template).
+out of it is an escape too). The wordings: ``'<path>' points outside the layer directory``
+for an escape, ``'<path>' is an absolute path; expected a path inside the layer directory``
+(each with ``for <platform>`` after an expanded template).
 
 Symlinks made while assembling a root filesystem (``debs.symlinks``) are confined to that
 root by :func:`place_link`: the link's parent is resolved inside the root the way the image
@@ -50,7 +51,7 @@ def text_problem(text: str) -> str | None:
     if any(0xD800 <= ord(c) <= 0xDFFF for c in text):
         return "is not valid UTF-8"
     if text.startswith("/"):
-        return "outside"
+        return "absolute"
     depth = 0
     for part in PurePosixPath(text).parts:
         if part == "..":
@@ -62,9 +63,12 @@ def text_problem(text: str) -> str | None:
     return None
 
 
-def _refusal(text: str, reason: str, where: str, suffix: str) -> PathRefused:
+def refusal(text: str, reason: str, where: str, suffix: str) -> PathRefused:
     if reason == "outside":
         return PathRefused(f"'{shown(text)}'{suffix} points outside the {where}")
+    if reason == "absolute":
+        return PathRefused(f"'{shown(text)}'{suffix} is an absolute path; expected a path "
+                           f"inside the {where}")
     return PathRefused(f"'{shown(text)}'{suffix} {reason}")
 
 
@@ -76,12 +80,12 @@ def inside(base: Path, text: str, *, expanded: str | None = None, platform: str 
     messages show the recipe's own ``text`` and the platform.
     """
     suffix = f" for {platform}" if platform else ""
-    for candidate in (text, expanded):
+    for candidate, shown_suffix in ((text, ""), (expanded, suffix)):
         if candidate is None:
             continue
         reason = text_problem(candidate)
-        if reason is not None:
-            raise _refusal(text, reason, where, suffix)
+        if reason is not None:  # the template itself fails for every platform
+            raise refusal(text, reason, where, shown_suffix)
     relative = expanded if expanded is not None else text
     try:
         root = base.resolve(strict=True)
@@ -90,7 +94,7 @@ def inside(base: Path, text: str, *, expanded: str | None = None, platform: str 
         detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else "symlink loop"
         raise PathRefused(f"cannot use '{shown(text)}'{suffix}: {detail}") from None
     if not real.is_relative_to(root):
-        raise _refusal(text, "outside", where, suffix)
+        raise refusal(text, "outside", where, suffix)
     return real
 
 
@@ -158,7 +162,7 @@ def place_link(root: Path, link: str, target: str) -> Path:
     """Create the symlink ``link`` → ``target`` in the root filesystem ``root``."""
     reason = text_problem(link)
     if reason is not None:
-        raise _refusal(link, reason, "root filesystem", "")
+        raise refusal(link, reason, "root filesystem", "")
     if "\x00" in target:
         raise PathRefused(f"the target of '{shown(link)}' contains a NUL byte")
     parts: list[str] = []

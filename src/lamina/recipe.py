@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lamina.confine import PathRefused, inside, shown, text_problem, tree_problem
+from lamina.confine import PathRefused, inside, refusal, shown, text_problem, tree_problem
 from lamina.errors import Location, RecipeError
 from lamina.platforms import SUPPORTED, Platform, host_platform, parse_platform
 from lamina.schemas import load_schema, validate
@@ -228,10 +228,8 @@ def _check_symlinks(layer: Layer) -> None:
     for link, target in (layer.spec.get("debs", {}).get("symlinks") or {}).items():
         key = ("debs", "symlinks", link)
         reason = text_problem(link)
-        if reason == "outside":
-            raise layer.doc.error(key, f"'{shown(link)}' points outside the root filesystem")
         if reason is not None:
-            raise layer.doc.error(key, f"'{shown(link)}' {reason}")
+            raise layer.doc.error(key, str(refusal(link, reason, "root filesystem", "")))
         if "\x00" in target:
             raise layer.doc.error(key, "the link target contains a NUL byte")
 
