@@ -82,6 +82,25 @@ class YamlBound(Exception):
         self.key = key
 
 
+def check_text(text: str) -> None:
+    """Refuse text that would cost the parser more than its size: ruamel's scanner slows
+    down steeply with nested flow collections (800 levels of ``[`` take seconds) long
+    before its recursion gives up. Brackets are counted without parsing (quoted ones too),
+    at twice the nesting bound, so a legitimate file is never refused here; the exact
+    bound is :func:`check_bounds`'s, on the parsed tree."""
+    depth = 0
+    line = 1
+    for char in text:
+        if char in "[{":
+            depth += 1
+            if depth > 2 * MAX_DEPTH:
+                raise YamlBound(f"nested more than {MAX_DEPTH} levels deep", line)
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+        elif char == "\n":
+            line += 1
+
+
 def _line(node: Any) -> int | None:
     lc = getattr(node, "lc", None)
     return lc.line + 1 if lc is not None and lc.line is not None else None
@@ -105,9 +124,6 @@ def check_bounds(node: Any) -> None:
             raise YamlBound("an alias refers to a node that contains it (recursive alias)",
                             _line(item))
         if ident in sizes:
-            aliases += 1
-            if aliases > MAX_ALIASES:
-                raise YamlBound(f"more than {MAX_ALIASES} aliases", _line(item))
             return sizes[ident]
         if depth > MAX_DEPTH:
             raise YamlBound(f"nested more than {MAX_DEPTH} levels deep", _line(item))
@@ -116,6 +132,10 @@ def check_bounds(node: Any) -> None:
         children = (list(item.keys()) + list(item.values()) if isinstance(item, CommentedMap)
                     else list(item))
         for child in children:
+            if isinstance(child, CommentedMap | CommentedSeq) and id(child) in sizes:
+                aliases += 1  # a second use of an anchored node: an alias, here
+                if aliases > MAX_ALIASES:
+                    raise YamlBound(f"more than {MAX_ALIASES} aliases", _line(item))
             sub_nodes, sub_chars = measure(child, depth + 1)
             nodes, chars = nodes + sub_nodes, chars + sub_chars
             if nodes > MAX_NODES:
@@ -192,6 +212,10 @@ def load_yaml(file: Path) -> YamlDoc:
         raise RecipeError("not UTF-8 text", Location(file)) from exc
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
+    try:
+        check_text(text)
+    except YamlBound as exc:
+        raise RecipeError(f"invalid YAML: {exc}", Location(file, exc.line)) from None
     try:
         node = yaml.load(text)
     except MarkedYAMLError as exc:

@@ -23,7 +23,7 @@ from ruamel.yaml.error import YAMLError
 
 from lamina.cvmfs import WishlistError
 from lamina.cvmfs.entries import WishEntry, covered_by, parse_entry, parse_existing
-from lamina.yamlio import YamlBound, check_bounds
+from lamina.yamlio import YamlBound, check_bounds, check_text
 
 LIST_KEY = "input"
 _KEY_LINE = re.compile(rf"^{LIST_KEY}[ \t]*:(?P<rest>.*)$")
@@ -66,6 +66,7 @@ class WishlistEdit:
 def _load(text: str, what: str) -> Any:
     yaml = YAML(typ="rt")
     try:
+        check_text(text)
         data = yaml.load(io.StringIO(text))
         check_bounds(data)  # the same alias and size bounds as recipe files
     except YAMLError as exc:
