@@ -15,6 +15,7 @@ from typing import Any
 from lamina.confine import PathRefused, inside, refusal, shown, text_problem, tree_problem
 from lamina.errors import Location, RecipeError
 from lamina.platforms import SUPPORTED, Platform, host_platform, parse_platform
+from lamina.quoting import Origin, argv
 from lamina.schemas import load_schema, validate
 from lamina.yamlio import PathKey, YamlDoc, load_yaml
 
@@ -181,8 +182,10 @@ def _tests(doc: YamlDoc, raw: list[dict[str, Any]] | None, origin: str) -> tuple
     out: list[TestSpec] = []
     for index, item in enumerate(raw or []):
         if item["name"] in seen:
-            raise doc.error(("tests", index, "name"), f"duplicate test name '{item['name']}'")
+            raise doc.error(("tests", index, "name"),
+                            f"duplicate test name '{shown(item['name'])}'")
         seen.add(item["name"])
+        argv(item["run"], Origin(doc, ("tests", index, "run")))  # becomes sh -c's argument
         out.append(
             TestSpec(
                 name=item["name"],
