@@ -255,8 +255,10 @@ def _render_rootfs(layer: Layer, platform: Platform,
     if "tarball" in spec:
         tarball, _, path = _arch_path(layer, "tarball", platform)
         inputs = {**base_inputs, f"file {tarball}": sha256_file(path)}
-        return RenderedLayer(layer, f"ADD {name} /", {name: path}, inputs)
+        add = copy_args([(name, _origin(layer, "tarball"))], ("/", _origin(layer)))
+        return RenderedLayer(layer, f"ADD {add}", {name: path}, inputs)
     method = "debootstrap" if "debootstrap" in spec else "debs"
     options = dict(spec[method])
     request = RootfsRequest(layer.name, platform, method, options, name)
-    return RenderedLayer(layer, f"ADD {name} /", {}, base_inputs, rootfs=request)
+    add = copy_args([(name, _origin(layer, method))], ("/", _origin(layer)))
+    return RenderedLayer(layer, f"ADD {add}", {}, base_inputs, rootfs=request)

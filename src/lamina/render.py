@@ -82,10 +82,11 @@ class BuildUnit:
         lines = [
             f"# lamina: image '{image.name}' for {self.platform}",
             f"# key: {self.key}",
-            f"FROM {self.parent_ref}",
+            f"FROM {instruction_arg(self.parent_ref, Origin(image.doc, ('parent',)))}",
             "ARG SOURCE_DATE_EPOCH",
         ]
-        lines += [f"ARG {name}" for name in sorted(self.build_args)]
+        lines += [f"ARG {instruction_arg(name, Origin(image.doc, ('build_args', name)))}"
+                  for name in sorted(self.build_args)]
         total = len(self.layers)
         if total and self.inherited_user not in (None, "root", "0"):
             # layers install system-wide and read the root-only CA secret: run them as root,
