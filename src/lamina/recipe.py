@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lamina.confine import PathRefused, inside, refusal, shown, text_problem, tree_problem
+from lamina.confine import PathRefused, inside, shown
 from lamina.errors import Location, RecipeError
-from lamina.platforms import SUPPORTED, Platform, host_platform, parse_platform
+from lamina.layerpaths import check_in_project, check_layer_paths
+from lamina.platforms import Platform, host_platform, parse_platform
 from lamina.quoting import Origin, argv
 from lamina.schemas import load_schema, validate
 from lamina.yamlio import PathKey, YamlDoc, load_yaml
@@ -198,45 +199,6 @@ def _tests(doc: YamlDoc, raw: list[dict[str, Any]] | None, origin: str) -> tuple
     return tuple(out)
 
 
-def _check_file(layer: Layer, key: PathKey, want: str = "file") -> None:
-    """The path at ``key`` is confined to the layer directory and exists (``want`` "file",
-    "directory" or "any"); an ``{arch}`` template needs one platform's file."""
-    node: Any = layer.spec
-    for part in key:
-        node = node[part]
-    text = str(node)
-    platforms: list[Platform | None] = (
-        [parse_platform(p) for p in SUPPORTED] if "{arch}" in text else [None])
-    found = False
-    for platform in platforms:
-        path = layer.file(key, platform)
-        try:
-            found = found or (path.is_dir() if want == "directory" else
-                              path.is_file() if want == "file" else path.exists())
-        except OSError as exc:
-            raise layer.doc.error(key, f"cannot use '{shown(text)}': {exc.strerror}") from None
-        if path.is_dir():
-            problem = tree_problem(path)
-            if problem is not None:
-                raise layer.doc.error(key, f"in '{shown(text)}': {problem}")
-    if not found and "{arch}" in text:
-        raise layer.doc.error(key, f"no file matches '{shown(text)}' in {layer.directory}")
-    if not found:
-        kind = "directory" if want == "directory" else "file"
-        raise layer.doc.error(key, f"{kind} '{shown(text)}' not found in {layer.directory}")
-
-
-def _check_symlinks(layer: Layer) -> None:
-    """``debs.symlinks``: each link path stays inside the root filesystem being assembled."""
-    for link, target in (layer.spec.get("debs", {}).get("symlinks") or {}).items():
-        key = ("debs", "symlinks", link)
-        reason = text_problem(link)
-        if reason is not None:
-            raise layer.doc.error(key, str(refusal(link, reason, "root filesystem", "")))
-        if "\x00" in target:
-            raise layer.doc.error(key, "the link target contains a NUL byte")
-
-
 def load_layer(name: str, directory: Path) -> Layer:
     file = directory / "layer.yaml"
     doc = load_yaml(file)
@@ -245,33 +207,8 @@ def load_layer(name: str, directory: Path) -> Layer:
     kind = spec["kind"]
     layer = Layer(name=name, kind=kind, directory=directory, spec=spec, doc=doc,
                   tests=_tests(doc, spec.get("tests"), f"layer {name}"))
-    if kind == "rootfs" and "tarball" in spec:
-        _check_file(layer, ("tarball",))
-    if kind == "rootfs" and "debs" in spec:
-        _check_symlinks(layer)
-    if kind == "pip":
-        if spec.get("requirements") and "{arch}" in str(spec["lock"]):
-            for arch in SUPPORTED:  # lamina lock makes it: only the path is checked here
-                layer.file(("lock",), parse_platform(arch))
-        else:
-            _check_file(layer, ("lock",))
-        if "requirements" in spec:
-            _check_file(layer, ("requirements",))
-    if kind == "files":
-        _check_file(layer, ("source",), "directory")
-    if kind == "script":
-        _check_file(layer, ("script",))
-        for index in range(len(spec.get("inputs", []))):
-            _check_file(layer, ("inputs", index), "any")
+    check_layer_paths(layer)
     return layer
-
-
-def _check_in_project(root: Path, directory: Path) -> None:
-    """A layer or image directory (a symlink, perhaps) must be inside the project."""
-    try:
-        inside(root, directory.relative_to(root).as_posix(), where="project")
-    except PathRefused as exc:
-        raise RecipeError(str(exc), Location(directory.parent)) from None
 
 
 def _platform_list(raw: list[str] | None, fallback: list[Platform]) -> list[Platform]:
@@ -305,7 +242,7 @@ def load_recipe(root: Path) -> Recipe:
                         f"layer directory name '{shown(sub.name)}' must match {NAME_RE.pattern}",
                         Location(layers_dir),
                     )
-                _check_in_project(root, sub)
+                check_in_project(root, sub)
                 layers[sub.name] = load_layer(sub.name, sub)
 
     images: dict[str, Image] = {}
@@ -318,7 +255,7 @@ def load_recipe(root: Path) -> Recipe:
         if not NAME_RE.fullmatch(sub.name):
             raise RecipeError(f"image directory name '{shown(sub.name)}' must match "
                               f"{NAME_RE.pattern}", Location(images_dir))
-        _check_in_project(root, sub)
+        check_in_project(root, sub)
         images[sub.name] = _load_image(sub.name, sub, layers, platforms)
     if not images:
         raise RecipeError("no images found (expected images/<name>/image.yaml)",
