@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shlex
 
+from lamina.platforms import SUPPORTED, parse_platform
 from lamina.recipe import Layer, TestSpec
 
 REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(?:[=<>!~;@]|$)")
@@ -63,13 +64,14 @@ def import_tests(layer: Layer) -> list[TestSpec]:
     spec = layer.spec
     source = spec.get("requirements")
     if source is None:
-        lock = str(spec["lock"])
-        candidates = sorted(layer.directory.glob(lock.replace("{arch}", "*")))
+        # the first platform's lock that exists, through the confined resolver
+        candidates = [path for arch in SUPPORTED
+                      if (path := layer.file(("lock",), parse_platform(arch))).is_file()]
         if not candidates:
             return []
         text = candidates[0].read_text()
     else:
-        text = layer.path(str(source)).read_text()
+        text = layer.file(("requirements",)).read_text()
     overrides: dict[str, str | None] = dict(spec.get("imports") or {})
     prefix = spec.get("prefix", "/usr/local")
     python = spec.get("python", "python3") if prefix == "/usr/local" else f"{prefix}/bin/python"

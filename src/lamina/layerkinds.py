@@ -9,14 +9,17 @@ from the build context rather than copied, so they never become a layer of their
 from __future__ import annotations
 
 import base64
+import posixpath
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lamina.confine import shown
 from lamina.errors import RecipeError
 from lamina.hashing import sha256_data, sha256_file, tree_fingerprint
 from lamina.platforms import Platform
+from lamina.quoting import Origin, copy_args, shell_path, shell_word
 from lamina.recipe import Layer
 
 CA_SECRET_ID = "lamina-ca"
@@ -100,6 +103,8 @@ class RootfsRequest:
 def _run(mounts: list[str], script: str) -> str:
     flags = " ".join([f"--mount=type=secret,id={CA_SECRET_ID}", *mounts])
     body = f"{PRELUDE}; {script}"
+    # every recipe value in the body went through quoting.shell_word: one line, always
+    assert "\n" not in body and "\r" not in body
     return f"RUN {flags} /bin/sh -c {shlex.quote(body)}"
 
 
@@ -107,14 +112,37 @@ def _bind(context_dir: str) -> str:
     return f"--mount=type=bind,source={context_dir},target={CTX_MOUNT}"
 
 
-def _arch_path(layer: Layer, key: str, platform: Platform) -> str:
-    raw: str = layer.spec[key]
-    path = raw.replace("{arch}", platform.arch)
-    if not layer.path(path).is_file():
+def _origin(layer: Layer, *key: str | int) -> Origin:
+    return Origin(layer.doc, key)
+
+
+def _arch_path(layer: Layer, key: str, platform: Platform) -> tuple[str, str, Path]:
+    """The layer-relative path (``{arch}`` expanded) as written and normalized, and the
+    real file it names."""
+    path = str(layer.spec[key]).replace("{arch}", platform.arch)
+    real = layer.file((key,), platform)
+    if not real.is_file():
         hint = "; run lamina lock" if key == "lock" and layer.spec.get("requirements") else ""
-        raise layer.doc.error((key,), f"file '{path}' for {platform} not found in "
-                                       f"{layer.directory}{hint}")
-    return path
+        raise layer.doc.error((key,), f"file '{shown(path)}' for {platform} not found in "
+                                      f"{layer.directory}{hint}")
+    return path, posixpath.normpath(path), real
+
+
+def _context_path(layer: Layer, key: tuple[str | int, ...], copied: bool = False) -> str:
+    """A recipe path as it is named in the build context: normalized, and for a COPY source
+    without the characters buildah reads as a file pattern there."""
+    node: Any = layer.spec
+    for part in key:
+        node = node[part]
+    text = posixpath.normpath(str(node))
+    bad = next((c for c in text if c in _GLOB), None) if copied else None
+    if bad is not None:
+        raise layer.doc.error(key, f"'{shown(text)}' contains '{bad}', which buildah's COPY "
+                                   "reads as a file pattern; expected a plain path")
+    return text
+
+
+_GLOB = "*?[]\\"
 
 
 def spec_for_key(layer: Layer) -> dict[str, Any]:
@@ -130,76 +158,94 @@ def render_layer(layer: Layer, platform: Platform) -> RenderedLayer:
     if kind == "rootfs":
         return _render_rootfs(layer, platform, base_inputs)
     if kind == "apt":
-        packages = " ".join(shlex.quote(p) for p in spec["packages"])
-        recommends = "" if spec.get("install_recommends") else " --no-install-recommends"
-        optional = ""
-        for pkg in spec.get("optional", []):
-            q = shlex.quote(pkg)
-            optional += (f"; apt-get install -y -q{recommends} $LAMINA_APT_CA {q} || "
-                         f"echo 'lamina: optional package {pkg} not installed'")
-        script = (
-            "export DEBIAN_FRONTEND=noninteractive; "
-            "apt-get update -q $LAMINA_APT_CA; "
-            f"apt-get install -y -q{recommends} $LAMINA_APT_CA {packages}{optional}; "
-            f"{PYC_REHASH}; {APT_CLEANUP}; {GENERIC_CLEANUP}"
-        )
-        return RenderedLayer(layer, _run([], script), inputs=base_inputs,
-                             run_body=f"{PRELUDE}; {script}")
+        return _render_apt(layer, base_inputs)
     if kind == "pip":
-        lock = _arch_path(layer, "lock", platform)
-        prefix = spec.get("prefix", "/usr/local")
-        python = spec.get("python", "python3")
-        inputs = {**base_inputs, f"file {lock}": sha256_file(layer.path(lock))}
-        # PYTHONDONTWRITEBYTECODE keeps pip's own imports from leaving timestamped .pyc files
-        # behind; the packages it installs are still compiled (hash-based, SOURCE_DATE_EPOCH).
-        env = ("export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "
-               "PIP_ROOT_USER_ACTION=ignore PYTHONDONTWRITEBYTECODE=1; ")
-        install = "--no-cache-dir --require-hashes --break-system-packages"
-        if prefix == "/usr/local":
-            # Debian's pip already installs to /usr/local; an explicit --prefix would land in
-            # /usr/local/local because of Debian's posix_local scheme.
-            pip = f"{shlex.quote(python)} -m pip install {install}"
-        else:
-            # Any other prefix is a venv that still sees the system's packages.
-            q = shlex.quote(prefix)
-            pip = (f"[ -x {q}/bin/python ] || {shlex.quote(python)} -m venv "
-                   f"--system-site-packages --without-pip {q}; "
-                   f"{shlex.quote(python)} -m pip --python {q}/bin/python install {install}")
-        ql = shlex.quote(lock)
-        # an empty lock (a fresh `lamina init` project) installs nothing rather than failing
-        script = (f"cd {CTX_MOUNT}; {env}if grep -q '^[^#[:space:]]' {ql}; then "
-                  f"{pip} -r {ql}; fi; {GENERIC_CLEANUP}")
-        files = {f"{ctx}/{lock}": layer.path(lock)}
-        return RenderedLayer(layer, _run([_bind(ctx)], script), files, inputs,
-                             run_body=f"{PRELUDE}; {script}", bind_dir=ctx)
+        return _render_pip(layer, platform, base_inputs)
     if kind == "files":
-        source: str = spec["source"]
-        src_path = layer.path(source)
+        source = _context_path(layer, ("source",), copied=True)
+        src_path = layer.file(("source",))
         fingerprint = tree_fingerprint(src_path)
-        inputs = {**base_inputs, f"directory {source.rstrip('/')}/": sha256_data(fingerprint)}
+        inputs = {**base_inputs, f"directory {spec['source'].rstrip('/')}/":
+                  sha256_data(fingerprint)}
         chmod = f" --chmod={spec['mode']}" if "mode" in spec else ""
-        target = f"{ctx}/{source.rstrip('/')}"
+        target = f"{ctx}/{source}"
         dest = spec["dest"]
         if src_path.is_dir() and not dest.endswith("/"):
             dest += "/"
-        instruction = f"COPY{chmod} {target} {dest}"
+        arguments = copy_args([(target, _origin(layer, "source"))],
+                              (dest, _origin(layer, "dest")))
+        instruction = f"COPY{chmod} {arguments}"
         return RenderedLayer(layer, instruction, {target: src_path}, inputs,
                              copy=(target, dest, spec.get("mode")))
     if kind == "script":
-        script_name: str = spec["script"]
-        shell = spec.get("shell", "/bin/sh")
-        inputs = {**base_inputs, f"file {script_name}": sha256_file(layer.path(script_name))}
-        files = {f"{ctx}/{script_name}": layer.path(script_name)}
-        for extra in spec.get("inputs", []):
-            path = layer.path(extra)
+        script_name = _context_path(layer, ("script",))
+        shell = shell_word(spec.get("shell", "/bin/sh"), _origin(layer, "shell"))
+        script_path = layer.file(("script",))
+        inputs = {**base_inputs, f"file {spec['script']}": sha256_file(script_path)}
+        files = {f"{ctx}/{script_name}": script_path}
+        for index, extra in enumerate(spec.get("inputs", [])):
+            path = layer.file(("inputs", index))
             inputs[f"input {extra}"] = (sha256_data(tree_fingerprint(path)) if path.is_dir()
                                         else sha256_file(path))
-            files[f"{ctx}/{extra}"] = path
-        script = (f"cd {CTX_MOUNT}; {shlex.quote(shell)} ./{shlex.quote(script_name)}; "
-                  f"{GENERIC_CLEANUP}")
+            files[f"{ctx}/{_context_path(layer, ('inputs', index))}"] = path
+        script = (f"cd {CTX_MOUNT}; {shell} ./{shell_word(script_name, _origin(layer, 'script'))}"
+                  f"; {GENERIC_CLEANUP}")
         return RenderedLayer(layer, _run([_bind(ctx)], script), files, inputs,
                              run_body=f"{PRELUDE}; {script}", bind_dir=ctx)
     raise RecipeError(f"unknown layer kind '{kind}'")  # the schema makes this unreachable
+
+
+def _render_apt(layer: Layer, base_inputs: dict[str, str]) -> RenderedLayer:
+    spec = layer.spec
+    packages = " ".join(shell_word(p, _origin(layer, "packages", i))
+                        for i, p in enumerate(spec["packages"]))
+    recommends = "" if spec.get("install_recommends") else " --no-install-recommends"
+    optional = ""
+    for index, pkg in enumerate(spec.get("optional", [])):
+        origin = _origin(layer, "optional", index)
+        note = shell_word(f"lamina: optional package {pkg} not installed", origin)
+        optional += (f"; apt-get install -y -q{recommends} $LAMINA_APT_CA "
+                     f"{shell_word(pkg, origin)} || echo {note}")
+    script = (
+        "export DEBIAN_FRONTEND=noninteractive; "
+        "apt-get update -q $LAMINA_APT_CA; "
+        f"apt-get install -y -q{recommends} $LAMINA_APT_CA {packages}{optional}; "
+        f"{PYC_REHASH}; {APT_CLEANUP}; {GENERIC_CLEANUP}"
+    )
+    return RenderedLayer(layer, _run([], script), inputs=base_inputs,
+                         run_body=f"{PRELUDE}; {script}")
+
+
+def _render_pip(layer: Layer, platform: Platform,
+                base_inputs: dict[str, str]) -> RenderedLayer:
+    spec = layer.spec
+    ctx = f"layers/{layer.name}"
+    written, lock, lock_path = _arch_path(layer, "lock", platform)
+    prefix = spec.get("prefix", "/usr/local")
+    python = shell_word(spec.get("python", "python3"), _origin(layer, "python"))
+    inputs = {**base_inputs, f"file {written}": sha256_file(lock_path)}
+    # PYTHONDONTWRITEBYTECODE keeps pip's own imports from leaving timestamped .pyc files
+    # behind; the packages it installs are still compiled (hash-based, SOURCE_DATE_EPOCH).
+    env = ("export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "
+           "PIP_ROOT_USER_ACTION=ignore PYTHONDONTWRITEBYTECODE=1; ")
+    install = "--no-cache-dir --require-hashes --break-system-packages"
+    if prefix == "/usr/local":
+        # Debian's pip already installs to /usr/local; an explicit --prefix would land in
+        # /usr/local/local because of Debian's posix_local scheme.
+        pip = f"{python} -m pip install {install}"
+    else:
+        # Any other prefix is a venv that still sees the system's packages.
+        q = shell_word(prefix, _origin(layer, "prefix"))
+        pip = (f"[ -x {q}/bin/python ] || {python} -m venv "
+               f"--system-site-packages --without-pip {q}; "
+               f"{python} -m pip --python {q}/bin/python install {install}")
+    ql = shell_path(lock, _origin(layer, "lock"))
+    # an empty lock (a fresh `lamina init` project) installs nothing rather than failing
+    script = (f"cd {CTX_MOUNT}; {env}if grep -q '^[^#[:space:]]' {ql}; then "
+              f"{pip} -r {ql}; fi; {GENERIC_CLEANUP}")
+    files = {f"{ctx}/{lock}": lock_path}
+    return RenderedLayer(layer, _run([_bind(ctx)], script), files, inputs,
+                         run_body=f"{PRELUDE}; {script}", bind_dir=ctx)
 
 
 def _render_rootfs(layer: Layer, platform: Platform,
@@ -207,10 +253,12 @@ def _render_rootfs(layer: Layer, platform: Platform,
     spec = layer.spec
     name = f"rootfs-{layer.name}-{platform.arch}.tar"
     if "tarball" in spec:
-        tarball = _arch_path(layer, "tarball", platform)
-        inputs = {**base_inputs, f"file {tarball}": sha256_file(layer.path(tarball))}
-        return RenderedLayer(layer, f"ADD {name} /", {name: layer.path(tarball)}, inputs)
+        tarball, _, path = _arch_path(layer, "tarball", platform)
+        inputs = {**base_inputs, f"file {tarball}": sha256_file(path)}
+        add = copy_args([(name, _origin(layer, "tarball"))], ("/", _origin(layer)))
+        return RenderedLayer(layer, f"ADD {add}", {name: path}, inputs)
     method = "debootstrap" if "debootstrap" in spec else "debs"
     options = dict(spec[method])
     request = RootfsRequest(layer.name, platform, method, options, name)
-    return RenderedLayer(layer, f"ADD {name} /", {}, base_inputs, rootfs=request)
+    add = copy_args([(name, _origin(layer, method))], ("/", _origin(layer)))
+    return RenderedLayer(layer, f"ADD {add}", {}, base_inputs, rootfs=request)

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lamina import atomic
 from lamina.autotests import requested_packages
 from lamina.errors import ToolError
 from lamina.platforms import Platform
@@ -132,8 +133,10 @@ def lock_layer(layer: Layer, platform: Platform, ca_bundle: Path | None,
     """Lock ``layer`` for ``platform``; ``reference`` is the same layer's lock for another
     platform, whose pinned closure tells quickly which distributions lack a wheel here."""
     spec = layer.spec
-    requirements_file = layer.path(str(spec["requirements"]))
-    lock_path = layer.path(str(spec["lock"]).replace("{arch}", platform.arch))
+    # both through the confined resolver: a lock path or a symlinked lock file that points
+    # out of the layer directory is refused before anything is read or written
+    requirements_file = layer.file(("requirements",))
+    lock_path = layer.file(("lock",), platform)
     python = str(spec.get("python_version", "3.11"))
     glibc = str(spec.get("glibc", "2.36"))
     source = requirements_file.read_text()
@@ -166,7 +169,7 @@ def lock_layer(layer: Layer, platform: Platform, ca_bundle: Path | None,
     old = lock_path.read_text() if lock_path.exists() else None
     result.changed = old != text
     if result.changed:
-        lock_path.write_text(text)
+        atomic.write_text(lock_path, text)
     return result
 
 

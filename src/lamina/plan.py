@@ -95,7 +95,7 @@ def _no_wheel(image: Image, platform: Platform) -> str | None:
     for layer in image.layers:
         if layer.kind != "pip" or "{arch}" not in str(layer.spec.get("lock", "")):
             continue
-        path = layer.path(str(layer.spec["lock"]).replace("{arch}", platform.arch))
+        path = layer.file(("lock",), platform)
         if path.is_file():
             reason = no_wheel_reason(path.read_text())
             if reason:

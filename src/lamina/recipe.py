@@ -12,15 +12,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lamina.confine import PathRefused, inside, shown
 from lamina.errors import Location, RecipeError
+from lamina.layerpaths import check_in_project, check_layer_paths
 from lamina.platforms import Platform, host_platform, parse_platform
+from lamina.quoting import Origin, argv
 from lamina.schemas import load_schema, validate
-from lamina.yamlio import YamlDoc, load_yaml
+from lamina.yamlio import PathKey, YamlDoc, load_yaml
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+# Patterns are applied with fullmatch: `$` alone would accept a trailing newline.
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]*")
 EXTERNAL_RE = re.compile(
-    r"^(?P<repo>[a-z0-9.-]+(?::[0-9]+)?/[a-z0-9._/-]+)(?::(?P<tag>[\w][\w.-]*))?"
-    r"@(?P<digest>sha256:[0-9a-f]{64})$"
+    r"(?P<repo>[a-z0-9.-]+(?::[0-9]+)?/[a-z0-9._/-]+)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]*))?"
+    r"@(?P<digest>sha256:[0-9a-f]{64})"
 )
 DEFAULT_EPOCH = 1_700_000_000
 
@@ -45,8 +49,21 @@ class Layer:
     doc: YamlDoc
     tests: tuple[TestSpec, ...] = ()
 
-    def path(self, relative: str) -> Path:
-        return self.directory / relative
+    def file(self, key: PathKey, platform: Platform | None = None) -> Path:
+        """The real path the spec value at ``key`` names in the layer directory (``{arch}``
+        expanded for ``platform``), through the one confined resolver; it need not exist."""
+        node: Any = self.spec
+        for part in key:
+            node = node[part]
+        text = str(node)
+        expanded = shown_platform = None
+        if platform is not None and "{arch}" in text:
+            expanded = text.replace("{arch}", platform.arch)
+            shown_platform = platform.name
+        try:
+            return inside(self.directory, text, expanded=expanded, platform=shown_platform)
+        except PathRefused as exc:
+            raise self.doc.error(key, str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -166,8 +183,10 @@ def _tests(doc: YamlDoc, raw: list[dict[str, Any]] | None, origin: str) -> tuple
     out: list[TestSpec] = []
     for index, item in enumerate(raw or []):
         if item["name"] in seen:
-            raise doc.error(("tests", index, "name"), f"duplicate test name '{item['name']}'")
+            raise doc.error(("tests", index, "name"),
+                            f"duplicate test name '{shown(item['name'])}'")
         seen.add(item["name"])
+        argv(item["run"], Origin(doc, ("tests", index, "run")))  # becomes sh -c's argument
         out.append(
             TestSpec(
                 name=item["name"],
@@ -180,48 +199,16 @@ def _tests(doc: YamlDoc, raw: list[dict[str, Any]] | None, origin: str) -> tuple
     return tuple(out)
 
 
-def _check_file(doc: YamlDoc, key: tuple[str | int, ...], base: Path, relative: str,
-                directory: bool = False) -> None:
-    if "{arch}" in relative:
-        # per-platform files: at least one must exist; render checks the platform's own
-        if not any(base.glob(relative.replace("{arch}", "*"))):
-            raise doc.error(key, f"no file matches '{relative}' in {base}")
-        return
-    shown = relative if len(relative) <= 80 else relative[:77] + "..."
-    try:
-        target = (base / relative).resolve()
-        if not target.is_relative_to(base.resolve()):
-            raise doc.error(key, f"'{shown}' points outside the layer directory")
-        found = target.is_dir() if directory else target.is_file()
-    except OSError as exc:
-        raise doc.error(key, f"cannot use '{shown}': {exc.strerror}") from None
-    if not found:
-        kind = "directory" if directory else "file"
-        raise doc.error(key, f"{kind} '{shown}' not found in {base}")
-
-
 def load_layer(name: str, directory: Path) -> Layer:
     file = directory / "layer.yaml"
     doc = load_yaml(file)
     validate(doc, load_schema("layer"), "layer file")
     spec: dict[str, Any] = doc.data
     kind = spec["kind"]
-    if kind == "rootfs" and "tarball" in spec:
-        _check_file(doc, ("tarball",), directory, spec["tarball"])
-    if kind == "pip":
-        if not (spec.get("requirements") and "{arch}" in str(spec["lock"])):
-            _check_file(doc, ("lock",), directory, spec["lock"])  # else: lamina lock makes it
-        if "requirements" in spec:
-            _check_file(doc, ("requirements",), directory, spec["requirements"])
-    if kind == "files":
-        _check_file(doc, ("source",), directory, spec["source"], directory=True)
-    if kind == "script":
-        _check_file(doc, ("script",), directory, spec["script"])
-        for index, extra in enumerate(spec.get("inputs", [])):
-            _check_file(doc, ("inputs", index), directory, extra,
-                        directory=(directory / extra).is_dir())
-    return Layer(name=name, kind=kind, directory=directory, spec=spec, doc=doc,
-                 tests=_tests(doc, spec.get("tests"), f"layer {name}"))
+    layer = Layer(name=name, kind=kind, directory=directory, spec=spec, doc=doc,
+                  tests=_tests(doc, spec.get("tests"), f"layer {name}"))
+    check_layer_paths(layer)
+    return layer
 
 
 def _platform_list(raw: list[str] | None, fallback: list[Platform]) -> list[Platform]:
@@ -250,11 +237,12 @@ def load_recipe(root: Path) -> Recipe:
     if layers_dir.is_dir():
         for sub in sorted(layers_dir.iterdir()):
             if (sub / "layer.yaml").is_file():
-                if not NAME_RE.match(sub.name):
+                if not NAME_RE.fullmatch(sub.name):
                     raise RecipeError(
-                        f"layer directory name '{sub.name}' must match {NAME_RE.pattern}",
-                        Location(sub / "layer.yaml"),
+                        f"layer directory name '{shown(sub.name)}' must match {NAME_RE.pattern}",
+                        Location(layers_dir),
                     )
+                check_in_project(root, sub)
                 layers[sub.name] = load_layer(sub.name, sub)
 
     images: dict[str, Image] = {}
@@ -264,9 +252,10 @@ def load_recipe(root: Path) -> Recipe:
     for sub in sorted(images_dir.iterdir()):
         if not (sub / "image.yaml").is_file():
             continue
-        if not NAME_RE.match(sub.name):
-            raise RecipeError(f"image directory name '{sub.name}' must match {NAME_RE.pattern}",
-                              Location(sub / "image.yaml"))
+        if not NAME_RE.fullmatch(sub.name):
+            raise RecipeError(f"image directory name '{shown(sub.name)}' must match "
+                              f"{NAME_RE.pattern}", Location(images_dir))
+        check_in_project(root, sub)
         images[sub.name] = _load_image(sub.name, sub, layers, platforms)
     if not images:
         raise RecipeError("no images found (expected images/<name>/image.yaml)",
@@ -296,7 +285,7 @@ def _load_image(name: str, directory: Path, layers: dict[str, Layer],
     if parent == "scratch":
         pass
     elif "/" in parent or "@" in parent:
-        match = EXTERNAL_RE.match(parent)
+        match = EXTERNAL_RE.fullmatch(parent)
         if match is None:
             raise doc.error(
                 ("parent",),

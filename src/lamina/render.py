@@ -9,18 +9,33 @@ so that the plan can say *which* one changed.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lamina.hashing import sha256_data
 from lamina.layerkinds import RenderedLayer, RootfsRequest, render_layer
 from lamina.platforms import Platform
+from lamina.quoting import (
+    ENV_NAME,
+    LABEL_KEY,
+    USER_NAME,
+    Origin,
+    argv,
+    check_line_length,
+    instruction_arg,
+    json_args,
+    key_value,
+)
+from lamina.quoting import (
+    name as checked_name,
+)
 from lamina.recipe import Image, Recipe
 
 KEY_FORMAT = 2  # 2: apt layers recompile Debian's timestamped .pyc hash-based
 KEY_LABEL = "dev.lamina.key"
 IMAGE_LABEL = "dev.lamina.image"
+DESCRIPTION_LABEL = "org.opencontainers.image.description"
 
 
 @dataclass
@@ -36,6 +51,7 @@ class BuildUnit:
     parent_key: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     inherited_user: str | None = None  # USER the nearest ancestor of the tree set
+    user_origin: Origin | None = None  # where inherited_user was written
 
     @property
     def name(self) -> str:
@@ -66,10 +82,11 @@ class BuildUnit:
         lines = [
             f"# lamina: image '{image.name}' for {self.platform}",
             f"# key: {self.key}",
-            f"FROM {self.parent_ref}",
+            f"FROM {instruction_arg(self.parent_ref, Origin(image.doc, ('parent',)))}",
             "ARG SOURCE_DATE_EPOCH",
         ]
-        lines += [f"ARG {name}" for name in sorted(self.build_args)]
+        lines += [f"ARG {instruction_arg(name, Origin(image.doc, ('build_args', name)))}"
+                  for name in sorted(self.build_args)]
         total = len(self.layers)
         if total and self.inherited_user not in (None, "root", "0"):
             # layers install system-wide and read the root-only CA secret: run them as root,
@@ -77,36 +94,65 @@ class BuildUnit:
             lines.append("USER root")
         for index, rendered in enumerate(self.layers, start=1):
             lines.append(f"# layer {index}/{total}: {rendered.layer.name} ({rendered.layer.kind})")
-            lines.append(rendered.instruction)
+            lines.append(check_line_length(rendered.instruction,
+                                           Origin(rendered.layer.doc, ())))
         lines += self.config_instructions()
         return "\n".join(lines) + "\n"
 
     def config_instructions(self) -> list[str]:
-        """ENV/WORKDIR/USER/ENTRYPOINT/CMD/LABEL: the image config, in Dockerfile syntax."""
+        """ENV/WORKDIR/USER/ENTRYPOINT/CMD/LABEL: the image config, in Dockerfile syntax.
+
+        Every value goes through :mod:`lamina.quoting`, so it reaches the image config
+        exactly as the recipe wrote it (or the recipe is refused, located at the value).
+        """
         image = self.image
+        at = image_origin(image)
         lines: list[str] = []
-        env = {**_layer_env(self.layers), **image.env}
+        env = {**_layer_env(self.layers), **{k: (v, at("env", k)) for k, v in image.env.items()}}
         if env:
-            lines.append("ENV " + " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(env.items())))
+            lines.append("ENV " + " ".join(
+                key_value(k, v, ENV_NAME, "environment variable name", origin, origin)
+                for k, (v, origin) in sorted(env.items())))
         if image.workdir:
-            lines.append(f"WORKDIR {image.workdir}")
+            lines.append(f"WORKDIR {instruction_arg(image.workdir, at('workdir'))}")
         user = image.user or self.inherited_user
         if user and (image.user or self.layers):
-            lines.append(f"USER {user}")
+            origin = at("user") if image.user else self.user_origin or at("user")
+            checked_name(user, USER_NAME, origin, "user")
+            lines.append(f"USER {instruction_arg(user, origin)}")
         if image.entrypoint is not None:
-            lines.append(f"ENTRYPOINT {json.dumps(image.entrypoint)}")
+            lines.append(f"ENTRYPOINT {json_args(image.entrypoint, at('entrypoint'))}")
         if image.cmd is not None:
-            lines.append(f"CMD {json.dumps(image.cmd)}")
-        labels = {**self.labels}
-        lines.append("LABEL " + " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(labels.items())))
-        return lines
+            lines.append(f"CMD {json_args(image.cmd, at('cmd'))}")
+        lines.append("LABEL " + " ".join(
+            key_value(k, v, LABEL_KEY, "label key", _label_origin(image, k),
+                      _label_origin(image, k)) for k, v in sorted(self.labels.items())))
+        return [check_line_length(line, at(_CONFIG_KEYS[line.split(" ", 1)[0]]))
+                for line in lines]
 
 
-def _layer_env(layers: list[RenderedLayer]) -> dict[str, str]:
-    env: dict[str, str] = {}
+_CONFIG_KEYS = {"ENV": "env", "LABEL": "labels", "WORKDIR": "workdir", "USER": "user",
+                "ENTRYPOINT": "entrypoint", "CMD": "cmd"}
+
+
+def image_origin(image: Image) -> Callable[..., Origin]:
+    """Origins of the image file's values, by key path."""
+    return lambda *key: Origin(image.doc, key)
+
+
+def _label_origin(image: Image, key: str) -> Origin:
+    if key in image.labels:
+        return Origin(image.doc, ("labels", key))
+    if key == DESCRIPTION_LABEL:
+        return Origin(image.doc, ("description",))
+    return Origin(image.doc, ())
+
+
+def _layer_env(layers: list[RenderedLayer]) -> dict[str, tuple[str, Origin]]:
+    env: dict[str, tuple[str, Origin]] = {}
     for rendered in layers:
         for key, value in (rendered.layer.spec.get("env") or {}).items():
-            env[key] = str(value)
+            env[key] = (str(value), Origin(rendered.layer.doc, ("env", key)))
     return env
 
 
@@ -122,6 +168,10 @@ def build_unit(recipe: Recipe, image: Image, platform: Platform, epoch: int,
         **{k: str(v) for k, v in (recipe.settings.get("build_args") or {}).items()},
         **image.build_args,
     }
+    for arg, value in build_args.items():  # names: the schemas; values reach buildah's argv
+        doc = image.doc if arg in image.build_args else recipe.doc
+        checked_name(arg, ENV_NAME, Origin(doc, ("build_args", arg)), "build argument name")
+        argv(value, Origin(doc, ("build_args", arg)))
     inputs: dict[str, str] = {
         "key format": str(KEY_FORMAT),
         "platform": platform.name,
@@ -149,11 +199,14 @@ def build_unit(recipe: Recipe, image: Image, platform: Platform, epoch: int,
     key = "sha256:" + sha256_data(inputs)
     labels = {**image.labels, KEY_LABEL: key, IMAGE_LABEL: image.name}
     if image.description:
-        labels.setdefault("org.opencontainers.image.description", image.description)
+        labels.setdefault(DESCRIPTION_LABEL, image.description)
     labels.setdefault("org.opencontainers.image.title", image.name)
-    inherited = next((recipe.images[a].user for a in recipe.ancestors(image.name)
-                      if recipe.images[a].user), None)
-    return BuildUnit(image=image, platform=platform, key=key, inputs=inputs,
+    ancestor = next((recipe.images[a] for a in recipe.ancestors(image.name)
+                     if recipe.images[a].user), None)
+    unit = BuildUnit(image=image, platform=platform, key=key, inputs=inputs,
                      parent_ref=parent_ref, layers=rendered, build_args=build_args,
                      epoch=epoch, parent_key=parent_key, labels=labels,
-                     inherited_user=inherited)
+                     inherited_user=ancestor.user if ancestor else None,
+                     user_origin=Origin(ancestor.doc, ("user",)) if ancestor else None)
+    unit.containerfile()  # a value the Containerfile cannot carry is refused now, located
+    return unit

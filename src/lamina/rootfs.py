@@ -14,6 +14,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from lamina.confine import PathRefused, place_link
 from lamina.errors import ToolError
 from lamina.layerkinds import RootfsRequest
 from lamina.platforms import Platform, host_platform
@@ -154,11 +155,12 @@ def _debs(request: RootfsRequest, root: Path, work: Path, log: Path) -> None:
     for deb in sorted(debs_dir.glob("*.deb")):
         run_logged(["dpkg-deb", "-x", str(deb), str(root)], log, what=f"extract {deb.name}")
     for link, target in sorted(opts.get("symlinks", {}).items()):
-        path = root / link.lstrip("/")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_symlink() or path.exists():
-            path.unlink()
-        path.symlink_to(target)
+        # confined to the root being assembled: a package's own symlinks on the way are
+        # followed as the image will see them, never out to the host
+        try:
+            place_link(root, link, target)
+        except PathRefused as exc:
+            raise ToolError(f"rootfs layer {request.layer}: symlinks: {exc}") from None
 
 
 def check_tools() -> list[str]:

@@ -65,9 +65,9 @@ build:
 
 
 def scaffold(target: Path, name: str, parent: str) -> list[Path]:
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise UsageError(f"name '{name}' must match {NAME_RE.pattern}")
-    if EXTERNAL_RE.match(parent) is None:
+    if EXTERNAL_RE.fullmatch(parent) is None:
         raise UsageError(f"parent '{parent}' must be a published image pinned by digest "
                          "(REGISTRY/REPO[:TAG]@sha256:<64 hex>)")
     if (target / "recipe.yaml").exists():

@@ -8,11 +8,13 @@ string", so errors are re-worded here from the validator keyword and located thr
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
 from lamina.yamlio import YamlDoc
@@ -34,6 +36,46 @@ def load_schema(name: str) -> dict[str, Any]:
     text = resources.files("lamina").joinpath(f"schema/{name}.schema.json").read_text()
     data: dict[str, Any] = json.loads(text)
     return data
+
+
+@cache
+def ecma_regex(pattern: str) -> re.Pattern[str]:
+    """A JSON Schema ``pattern`` with its ECMA-262 meaning in Python's ``re``.
+
+    Schema patterns are ECMA-262 regular expressions, where ``$`` (without the multiline
+    flag) matches only at the very end of the input; Python's ``$`` also matches before a
+    final newline, so ``^[a-z]+$`` would accept ``"name\\n"``. Every ``$`` outside a
+    character class and not escaped becomes ``\\Z``.
+    """
+    out: list[str] = []
+    in_class = escaped = False
+    for char in pattern:
+        if escaped:
+            out.append(char)
+            escaped = False
+        elif char == "\\":
+            out.append(char)
+            escaped = True
+        elif in_class:
+            out.append(char)
+            in_class = char != "]"
+        elif char == "[":
+            out.append(char)
+            in_class = True
+        elif char == "$":
+            out.append(r"\Z")
+        else:
+            out.append(char)
+    return re.compile("".join(out))
+
+
+def _pattern(validator: Any, pattern: str, instance: Any,
+             schema: dict[str, Any]) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not ecma_regex(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+Validator = validators.extend(Draft202012Validator, {"pattern": _pattern})
 
 
 def _describe_type(value: Any) -> str:
@@ -102,7 +144,7 @@ def validate(doc: YamlDoc, schema: dict[str, Any], what: str) -> None:
     if not isinstance(doc.data, dict):
         raise doc.error((), f"expected a mapping at the top of the {what}, got "
                             f"{_describe_type(doc.data)}")
-    validator = Draft202012Validator(schema)
+    validator = Validator(schema)
     errors = list(validator.iter_errors(doc.data))
     if not errors:
         return

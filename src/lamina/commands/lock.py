@@ -44,7 +44,7 @@ def below(recipe: Recipe, layer_name: str, platform: Platform) -> list[Path]:
         for layer in lower:
             if layer.kind != "pip":
                 continue
-            path = layer.path(str(layer.spec["lock"]).replace("{arch}", platform.arch))
+            path = layer.file(("lock",), platform)
             if path.is_file() and path not in out:
                 out.append(path)
     return out

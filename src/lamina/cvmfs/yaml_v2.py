@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from lamina import yamlio
 from lamina.cvmfs import WishlistError
 
 STR, NULL = "tag:yaml.org,2002:str", "tag:yaml.org,2002:null"
@@ -173,9 +174,49 @@ def _check_go_port(text: str, root: Any, what: str) -> None:
                 i += 1
 
 
+def _check_expansion(root: Any, what: str) -> None:
+    """The same bounds as recipe files (:mod:`lamina.yamlio`) on the composed node graph:
+    aliases share nodes, and comparing or walking the document would expand every use, so a
+    few hundred bytes of nested aliases must be refused before anything walks it. Each shared
+    node is measured once (linear in the file), iteratively (no recursion limit)."""
+    sizes: dict[int, int] = {}
+    aliases = 0
+    stack: list[tuple[Any, int, bool]] = [(root, 0, False)]
+    while stack:
+        node, depth, done = stack.pop()
+        if node is None or isinstance(node, yaml.ScalarNode):
+            continue
+        ident = id(node)
+        children = ([c for pair in node.value for c in pair]
+                    if isinstance(node, yaml.MappingNode) else list(node.value))
+        if done:
+            sizes[ident] = 1 + sum(sizes.get(id(c), 1) for c in children)
+            if sizes[ident] > yamlio.MAX_NODES:
+                raise WishlistError(f"{what} is refused: aliases expand to more than "
+                                    f"{yamlio.MAX_NODES} nodes (line {node.start_mark.line + 1})")
+            continue
+        if ident in sizes:
+            aliases += 1
+            if aliases > yamlio.MAX_ALIASES:
+                raise WishlistError(f"{what} is refused: more than {yamlio.MAX_ALIASES} aliases "
+                                    f"(line {node.start_mark.line + 1})")
+            continue
+        if depth > yamlio.MAX_DEPTH:
+            raise WishlistError(f"{what} is refused: nested more than {yamlio.MAX_DEPTH} levels "
+                                f"deep (line {node.start_mark.line + 1})")
+        sizes[ident] = 0  # seen; finished below once its children are measured
+        stack.append((node, depth, True))
+        stack.extend((child, depth + 1, False) for child in children)
+
+
 def read(text: str, what: str = "wishlist") -> Document:
     """The first document of ``text`` as yaml.v2 accepts it, or :class:`WishlistError`."""
+    try:
+        yamlio.check_text(text)
+    except yamlio.YamlBound as exc:
+        raise WishlistError(f"{what} is refused: {exc} (line {exc.line})") from None
     composed, root = _patch_single_quote_escapes(text, what)
+    _check_expansion(root, what)
     _check_go_port(composed, root, what)
     return Document(root)
 
