@@ -154,16 +154,19 @@ class Store(OciLayout):
         locked step. The record is written last and says ``verified: true``; it holds the
         manifest digest and each report's digest, so a step interrupted anywhere before it
         leaves a record that does not match (:mod:`lamina.noderecord`)."""
-        with self.locked():
-            for desc in staged.image.blobs:
-                digest = str(desc["digest"])
-                self._link_blob(staged.layout.blob_path(digest), digest, int(desc["size"]))
-            digest = self.put_blob(staged.raw)
-            written = self._write_reports(image, arch, str(record["key"]), reports)
-            self._set_refs({ref: (digest, len(staged.raw), OCI_MANIFEST)})
-            final = {**record, "manifest_digest": digest, "reports": written,
-                     "verified": True}
-            self.write_record(image, arch, final)
+        try:
+            with self.locked():
+                for desc in staged.image.blobs:
+                    digest = str(desc["digest"])
+                    self._link_blob(staged.layout.blob_path(digest), digest,
+                                    int(desc["size"]))
+                written = self._write_reports(image, arch, str(record["key"]), reports)
+                digest = self.put_blob(staged.raw)
+                self._set_refs({ref: (digest, len(staged.raw), OCI_MANIFEST)})
+                self.write_record(image, arch, {**record, "manifest_digest": digest,
+                                                "reports": written, "verified": True})
+        except OSError as exc:
+            raise ToolError(f"storing {ref} in {self.root}: {exc.strerror or exc}") from None
         promoted = self.get(ref)
         if promoted is None or promoted.manifest_digest != digest:
             raise ToolError(f"{ref} is not in the store after promotion")
