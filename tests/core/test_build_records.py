@@ -3,7 +3,11 @@ failed checks, damaged reports and records left from an earlier key."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -170,3 +174,63 @@ def test_an_empty_or_damaged_record_reads_as_absent(
     entry = plan(lamina, root)["base"]
     assert (entry["status"], entry["reason"]) == (
         "build", "stored image was never verified (an interrupted or older run)")
+
+
+def test_a_full_disk_while_storing_fails_in_one_line_and_leaves_nothing_accepted(
+        lamina: Lamina, tree: Callable[[str], Path], tmp_path: Path) -> None:
+    require_tool("buildah")
+    require_tool("mount")
+    if os.geteuid() != 0:
+        pytest.fail("this test mounts a tmpfs and must run as root")
+    root = tree("tiny")
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(disk)], check=True,
+                   timeout=30)
+    try:
+        store = disk / "store"
+        build = ["-C", str(root), "build", "--store", str(store), "--json"]
+        assert lamina(*build).code == 0
+        change_leaf(root, "full-disk")
+        paused = tmp_path / "paused"
+        # exported into staging (on the small disk) and checked; paused before the probe
+        child = processes.start(*build, fault="pause:subprocess.Popen:lamina-probe-",
+                                paused=paused)
+        deadline = time.monotonic() + 300
+        while not paused.exists():
+            assert child.poll() is None, child.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        filler = disk / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            for size in (1 << 20, 4096, 1):
+                with contextlib.suppress(OSError):
+                    while True:
+                        os.write(fd, b"\0" * size)
+        finally:
+            os.close(fd)
+        (tmp_path / "paused.go").touch()
+        code, out, err = processes.finish(child)
+        assert code == 1, out + err
+        leaf = next(r for r in json.loads(out) if r["image"] == "leaf")
+        assert leaf["outcome"] == "failed"
+        assert leaf["error"] == f"storing leaf-amd64 in {store}: No space left on device"
+
+        # nothing empty or half-written was left where a later run would read it
+        files = [p for p in store.rglob("*") if p.is_file()]
+        assert [p for p in files if p.stat().st_size == 0] == []
+        assert [p for p in files if p.name.endswith((".tmp", ".link"))] == []
+        assert list((disk / ".store.staging").iterdir()) == []
+        assert lamina("-C", str(root), "plan", "--store", str(store), "--json").json()[2][
+            "status"] == "build"
+
+        filler.unlink()
+        rerun = lamina(*build)
+        assert rerun.code == 0, rerun.out
+        entries = lamina("-C", str(root), "plan", "--store", str(store), "--json").json()
+        assert [e["status"] for e in entries] == ["up-to-date"] * 3
+        sbom = Store(store).report("leaf", "amd64", "cdx.json")
+        assert sbom is not None and json.loads(sbom)["bomFormat"] == "CycloneDX"
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False, timeout=60)
