@@ -39,7 +39,7 @@ import contextlib
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-from lamina.builders.base import Builder
+from lamina.builders.base import Builder, build_timeout
 from lamina.errors import LaminaError
 from lamina.nodebuild import (
     BUILT,
@@ -72,6 +72,7 @@ class BuildRun:
         self.store = store
         self.builder = builder
         self.progress = progress
+        build_timeout()  # a bad LAMINA_BUILD_TIMEOUT is a usage error before anything runs
         self.work = NodeWork(recipe, settings, store, builder, run_image_tests)
 
     def _do_node(self, entry: PlanEntry) -> NodeResult:
