@@ -266,6 +266,7 @@ class BuildahBuilder:
     def run_test(self, unit: BuildUnit, command: str, user: str | None, log: Path,
                  timeout: float) -> TestOutcome:
         start = time.monotonic()
+        log.parent.mkdir(parents=True, exist_ok=True)
         name = self._container(unit, "test")
         try:
             cmd = [BUILDAH, "run", "--isolation", "chroot"]

@@ -271,6 +271,7 @@ class DockerBuilder:
             output = redact(container.logs().decode(errors="replace"))
         finally:
             container.remove(force=True)
+        log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as handle:
             handle.write(f"\n$ test: {command}\n{output}".encode())
         tail = " | ".join(output.strip().splitlines()[-2:])

@@ -1,6 +1,6 @@
 #!/bin/sh
 echo "line one"
 echo "line two"
-echo "line three" >&2
+echo "line three"
 echo "the last line before failing"
 exit 5
