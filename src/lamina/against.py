@@ -10,14 +10,15 @@ Nodes found there are fetched into the local store only when something needs the
 
 from __future__ import annotations
 
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from lamina.build import node_record
 from lamina.errors import RegistryError
-from lamina.plan import BUILD, TEST, UP_TO_DATE, PlanEntry, tests_hash
-from lamina.publish import cache_tag, report_files
+from lamina.noderecord import GOOD, check, node_record, tests_entry, tests_hash
+from lamina.plan import BUILD, TEST, UP_TO_DATE, PlanEntry
+from lamina.publish import REPORT_TYPES, cache_tag
 from lamina.recipe import Recipe
 from lamina.render import KEY_LABEL
 from lamina.store import Store
@@ -55,40 +56,59 @@ def check_against(entries: list[PlanEntry], target: Target, jobs: int = 8
 
 def fetch_into_store(recipe: Recipe, store: Store, entry: PlanEntry, target: Target) -> None:
     """Copy a node the registry holds into the local store, digests preserved, and record it
-    as tested: only images whose tests passed are ever pushed under a key tag."""
+    as tested: only images whose tests passed are ever pushed under a key tag.
+
+    Stored the way a build is (:mod:`lamina.build`): pulled into a private staging layout,
+    verified there, and promoted with its reports and record in one locked step, under the
+    node's lock so that a concurrent run building the same node is waited for.
+    """
     unit = entry.unit
     assert unit is not None and entry.remote is not None
-    with store.locked():
-        pull(f"docker://{entry.remote}", store.transport(unit.store_ref), target.tls_verify,
-             target.cert_dir, target.authfile, what=f"fetch {entry.remote}")
-    stored = store.get(unit.store_ref)
-    if stored is None or stored.annotations.get(KEY_LABEL) != unit.key:
-        raise RegistryError(f"{entry.remote} does not carry key {unit.key[:19]}")
-    _fetch_reports(store, entry, target, stored.manifest_digest)
-    store.write_record(unit.name, unit.platform.arch, {
-        **node_record(unit, stored),
-        "fetched_from": entry.remote, "fetched_at": int(time.time()),
-        "tests": {"status": "passed", "key": unit.key,
-                  "hash": tests_hash(recipe.test_chain(unit.name)),
-                  "note": "passed before it was pushed under its key tag"},
-    })
+    chain = tests_hash(recipe.test_chain(unit.name))
+
+    def waiting(pid: int | None) -> None:
+        sys.stderr.write(f"waiting for {unit.name} {unit.platform}: another lamina run "
+                         f"(pid {pid or 'unknown'}) is building it\n")
+
+    with store.node_lock(unit.name, unit.platform.arch, waiting):
+        if check(store, unit, chain)[0] == GOOD:
+            return  # another run stored it meanwhile
+        with store.staging() as staging:
+            pull(f"docker://{entry.remote}", staging.transport(unit.store_ref),
+                 target.tls_verify, target.cert_dir, target.authfile,
+                 what=f"fetch {entry.remote}")
+            staged = staging.staged(unit.store_ref)
+            if staged.image.annotations.get(KEY_LABEL) != unit.key:
+                raise RegistryError(f"{entry.remote} does not carry key {unit.key[:19]}")
+            reports = _fetch_reports(entry, target, staged.digest)
+            record = {
+                **node_record(unit, staged.image),
+                "fetched_from": entry.remote, "fetched_at": int(time.time()),
+                "tests": tests_entry(unit, staged.digest, chain, "passed", [],
+                                     note="passed before it was pushed under its key tag"),
+            }
+            store.promote(staged, unit.name, unit.platform.arch, unit.store_ref, record,
+                          reports)
 
 
-def _fetch_reports(store: Store, entry: PlanEntry, target: Target, digest: str) -> None:
-    """The package manifest and SBOM attached to the key-tagged image, written back beside
-    it in the store (releases re-attach them; ``lamina diff`` reads them)."""
+def _fetch_reports(entry: PlanEntry, target: Target, digest: str) -> dict[str, bytes]:
+    """The package manifest and SBOM attached to the key-tagged image (releases re-attach
+    them; ``lamina diff`` reads them), by report name; the client checks each digest."""
     client = client_for(target)
     repo = target.path(target.repository(entry.image))
     artifact = client.manifest(repo, digest.replace(":", "-"))
     if artifact is None:
-        return
-    wanted = {media_type: path for path, media_type in
-              report_files(store, entry.image, entry.platform.arch)}
-    for layer in artifact.body.get("layers") or []:
-        path = wanted.get(str(layer.get("mediaType")))
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(client.blob(repo, str(layer["digest"])))
+        return {}
+    wanted = {media_type: name for name, media_type in REPORT_TYPES.items()}
+    found: dict[str, bytes] = {}
+    layers = artifact.body.get("layers")
+    for layer in layers if isinstance(layers, list) else []:
+        name = wanted.get(str(layer.get("mediaType"))) if isinstance(layer, dict) else None
+        if name is not None and name not in found:
+            data = client.blob(repo, str(layer.get("digest")))
+            if data:
+                found[name] = data
+    return found
 
 
 def needed_locally(recipe: Recipe, entries: list[PlanEntry], publish: set[str]

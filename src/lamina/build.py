@@ -3,108 +3,63 @@
 A failing node blocks only its own subtree (on the same platform); everything else goes
 on, so one broken leaf does not cost a whole CI run. Every node's output goes to its own log
 file, whose path the summary shows next to the error.
+
+**When a node counts as built and tested.** The store ref ``<image>-<arch>`` and the record
+``<store>/lamina/<image>/<arch>.json`` are what ``plan`` and ``publish`` trust, so neither is
+touched until every check of the node passed (:class:`lamina.nodebuild.NodeWork`):
+
+1. ``buildah bud`` builds into containers-storage, from a build context private to this run
+   (``.lamina/work/<image>-<arch>-<unique>``, removed afterwards);
+2. the backend exports the image into a staging layout private to this run
+   (:mod:`lamina.staging`), where every new blob is verified against its digest;
+3. layer hygiene, the package probe and (unless ``--no-test``) the image tests run on it,
+   and the package manifest and SBOM are made;
+4. :meth:`lamina.store.Store.promote` then, in one step under the store lock, links the
+   blobs into the store, writes the reports, points the ref at the new manifest and writes
+   the record last, with ``verified: true``, the manifest digest, each report's digest, and
+   the test results bound to the key, the manifest digest and the hash of the test chain.
+
+Every file is written through :mod:`lamina.atomic`. A run killed anywhere leaves either the
+previous state or a record that does not match the ref; :func:`lamina.noderecord.check` (the
+plan, a rerun, publish) counts a node as good only when ref, record, reports and tests all
+agree for the current key, so a kill, a full disk or a record from an earlier key never
+makes a node ``up-to-date`` or publishable. The same promotion stores nodes fetched from a
+registry (:func:`lamina.against.fetch_into_store`); test results of a stored node are
+recorded only against the record they were run for (:func:`lamina.imagetest.run_tests`).
+
+**Concurrent runs.** Each node is built, tested or fetched under a per-node lock (a
+``flock`` beside the store, released by the kernel if its holder dies). A run that finds a
+node locked prints ``waiting for <node>: another lamina run (pid N) is building it``, waits,
+and then plans that node again, so it usually finds it up to date.
 """
 
 from __future__ import annotations
 
-import threading
+import contextlib
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-from lamina import hygiene, manifests, rootfs
-from lamina.builders.base import Builder, write_context
+from lamina.builders.base import Builder, build_timeout
 from lamina.errors import LaminaError
-from lamina.imagetest import TestResult, run_tests
+from lamina.nodebuild import (
+    BUILT,
+    FAILED,
+    SKIPPED,
+    TESTED,
+    NodeResult,
+    NodeWork,
+    failure_message,
+    log_path,
+    size_info,
+)
 from lamina.plan import BUILD, TEST, UP_TO_DATE, PlanEntry
 from lamina.progress import Progress
 from lamina.recipe import Recipe
 from lamina.redact import redact
-from lamina.render import BuildUnit
 from lamina.settings import Settings
-from lamina.store import Store, StoredImage
+from lamina.store import Store
 
-BUILT = "built"
-TESTED = "tested"
-FAILED = "failed"
-SKIPPED = "blocked"
-
-
-@dataclass
-class NodeResult:
-    entry: PlanEntry
-    outcome: str  # built | tested | up-to-date | failed | blocked | excluded
-    seconds: float = 0.0
-    error: str = ""
-    log: Path | None = None
-    tests: list[TestResult] = field(default_factory=list)
-    layer_sizes: list[tuple[str, int]] = field(default_factory=list)
-    size: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome in (BUILT, TESTED, UP_TO_DATE, "excluded")
-
-
-def log_path(settings: Settings, unit: BuildUnit) -> Path:
-    return settings.logs / f"{unit.name}-{unit.platform.arch}.log"
-
-
-def node_record(unit: BuildUnit, stored: StoredImage) -> dict[str, Any]:
-    """What the store records about a node, however it got there (built or fetched): its
-    key and named inputs (how the plan says what changed), digests, and own layer sizes."""
-    own = stored.layers[-len(unit.layers):] if unit.layers else []
-    return {
-        "image": unit.name,
-        "platform": unit.platform.name,
-        "key": unit.key,
-        "inputs": unit.inputs,
-        "manifest_digest": stored.manifest_digest,
-        "config_digest": stored.config_digest,
-        "size": sum(int(layer["size"]) for layer in stored.layers),
-        "layers": [
-            {"name": r.layer.name, "kind": r.layer.kind, "digest": d["digest"],
-             "size": int(d["size"])}
-            for r, d in zip(unit.layers, own, strict=True)
-        ],
-    }
-
-
-def _record_build(store: Store, unit: BuildUnit, log: Path, seconds: float) -> None:
-    stored = store.get(unit.store_ref)
-    if stored is None:
-        raise LaminaError(f"{unit.store_ref} missing from the store after export")
-    record = store.read_record(unit.name, unit.platform.arch)
-    record.update({
-        **node_record(unit, stored),
-        "built_at": int(time.time()),
-        "build_seconds": round(seconds, 1),
-        "log": str(log),
-        "tests": {"status": "not run", "key": unit.key},
-    })
-    record.pop("last_failure", None)
-    store.write_record(unit.name, unit.platform.arch, record)
-
-
-def _check_hygiene(store: Store, unit: BuildUnit) -> None:
-    stored = store.get(unit.store_ref)
-    assert stored is not None
-    own = stored.layers[-len(unit.layers):] if unit.layers else []
-    findings: list[hygiene.Finding] = []
-    for rendered, desc in zip(unit.layers, own, strict=True):
-        findings += hygiene.scan_layer(store.blob_path(desc["digest"]), rendered.layer.name)
-    if findings:
-        shown = "; ".join(str(f) for f in findings[:3])
-        more = f" and {len(findings) - 3} more" if len(findings) > 3 else ""
-        raise LaminaError(f"layer hygiene: {shown}{more} (clean up in the same layer)")
-
-
-def _size_info(store: Store, unit: BuildUnit) -> tuple[list[tuple[str, int]], int]:
-    record = store.read_record(unit.name, unit.platform.arch)
-    sizes = [(str(layer["name"]), int(layer["size"])) for layer in record.get("layers", [])]
-    return sizes, int(record.get("size", 0))
+__all__ = ["BUILT", "FAILED", "SKIPPED", "TESTED", "BuildRun", "NodeResult", "log_path"]
 
 
 class BuildRun:
@@ -117,8 +72,8 @@ class BuildRun:
         self.store = store
         self.builder = builder
         self.progress = progress
-        self.run_image_tests = run_image_tests
-        self._rootfs_lock = threading.Lock()
+        build_timeout()  # a bad LAMINA_BUILD_TIMEOUT is a usage error before anything runs
+        self.work = NodeWork(recipe, settings, store, builder, run_image_tests)
 
     def _do_node(self, entry: PlanEntry) -> NodeResult:
         unit = entry.unit
@@ -126,50 +81,34 @@ class BuildRun:
         log = log_path(self.settings, unit)
         label = f"{unit.name} {unit.platform}"
         start = time.monotonic()
+        current = ["waiting for the node lock"]
+
+        def step(text: str) -> None:
+            current[0] = text
+            self.progress.step(label, text)
+
+        def waiting(pid: int | None) -> None:
+            holder = f"pid {pid}" if pid else "pid unknown"
+            self.progress.note(f"waiting for {label}: another lamina run ({holder}) is "
+                               "building it")
+
         try:
-            if entry.status == BUILD:
-                log.parent.mkdir(parents=True, exist_ok=True)
-                log.write_text(f"lamina build of {label}\nkey {unit.key}\n")
-                tars: dict[str, Path] = {}
-                for request in unit.rootfs_requests:
-                    self.progress.step(label, f"preparing root filesystem ({request.method})")
-                    with self._rootfs_lock:
-                        tars[request.context_name] = rootfs.prepare(
-                            request, self.settings.cache / "rootfs", unit.epoch, log)
-                context = self.settings.state / "work" / f"{unit.name}-{unit.platform.arch}"
-                write_context(unit, context, tars)
-                self.progress.step(label, "building")
-                self.builder.build(unit, context, self.settings, self.store, log,
-                                   lambda text: self.progress.step(label, text))
-                self.progress.step(label, "storing")
-                self.builder.export(unit, self.store, log)
-                _record_build(self.store, unit, log, time.monotonic() - start)
-                self.progress.step(label, "checking layer hygiene")
-                _check_hygiene(self.store, unit)
-                self.progress.step(label, "collecting the package manifest")
-                packages = manifests.parse_probe(self.builder.output_of(unit, manifests.PROBE))
-                manifests.save(self.store, manifests.build_manifest(unit, self.store, packages))
-            outcome = BUILT if entry.status == BUILD else TESTED
-            results: list[TestResult] = []
-            if self.run_image_tests:
-                self.progress.step(label, "testing")
-                results = run_tests(self.recipe, unit, self.builder, self.store, log)
-                failed = [r for r in results if not r.passed]
-                if failed:
-                    names = ", ".join(f"{r.spec.name} (exit {r.exit_code})" for r in failed)
-                    sizes, size = _size_info(self.store, unit)
-                    return NodeResult(entry, FAILED, time.monotonic() - start,
-                                      f"tests failed: {names}", log, results, sizes, size)
-            sizes, size = _size_info(self.store, unit)
-            return NodeResult(entry, outcome, time.monotonic() - start, "", log, results,
-                              sizes, size)
-        except LaminaError as exc:
-            message = redact(str(exc))
-            if entry.status == BUILD:
-                self.store.update_record(unit.name, unit.platform.arch,
-                                         last_failure={"key": unit.key, "error": message[:300],
-                                                       "log": str(log), "at": int(time.time())})
+            with self.store.node_lock(unit.name, unit.platform.arch, waiting):
+                return self.work.do(entry, unit, log, step)
+        except (LaminaError, OSError) as exc:
+            message = redact(failure_message(exc, current[0]))
+            self._record_failure(entry, message, log)
             return NodeResult(entry, FAILED, time.monotonic() - start, message, log)
+
+    def _record_failure(self, entry: PlanEntry, message: str, log: object) -> None:
+        unit = entry.unit
+        if unit is None:
+            return
+        # a full disk refuses this too; the plan still says build, since nothing was verified
+        with contextlib.suppress(LaminaError, OSError):
+            self.store.update_record(unit.name, unit.platform.arch,
+                                     last_failure={"key": unit.key, "error": message[:300],
+                                                   "log": str(log), "at": int(time.time())})
 
     def run(self, entries: list[PlanEntry]) -> list[NodeResult]:
         results: dict[int, NodeResult] = {}
@@ -180,7 +119,7 @@ class BuildRun:
             if entry.status not in (BUILD, TEST):
                 outcome = UP_TO_DATE if entry.status == UP_TO_DATE else entry.status
                 if entry.status == UP_TO_DATE and entry.unit is not None:
-                    sizes, size = _size_info(self.store, entry.unit)
+                    sizes, size = size_info(self.store, entry.unit)
                     results[i] = NodeResult(entry, outcome, layer_sizes=sizes, size=size)
                 else:
                     results[i] = NodeResult(entry, outcome, error=entry.reason)

@@ -11,8 +11,11 @@ from __future__ import annotations
 import gzip
 import re
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+
+from lamina.errors import ToolError
 
 _FORBIDDEN = [
     (re.compile(r"^var/lib/apt/lists/(?!lock$|partial/?$|auxfiles/?$).+"), "apt lists"),
@@ -38,6 +41,13 @@ class Finding:
 
 def scan_layer(blob: Path, name: str) -> list[Finding]:
     """Everything in one (gzip or plain) tar layer that should not be there."""
+    try:
+        return _scan(blob, name)
+    except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise ToolError(f"layer hygiene: layer {name} is not a readable tar ({exc})") from None
+
+
+def _scan(blob: Path, name: str) -> list[Finding]:
     findings: list[Finding] = []
     with blob.open("rb") as raw:
         magic = raw.read(2)

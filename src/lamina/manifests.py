@@ -3,18 +3,20 @@
 Analysts ask "which numpy is in the new image?" and facility admins ask "what changed since
 last month?". Both are answered from a manifest collected inside the built image (dpkg and
 pip report what is really installed, not what the recipe intended) and kept per key, so any
-two builds can be compared later.
+two builds can be compared later. The store writes the reports together with the node's
+record (:meth:`lamina.store.Store.promote`), which holds their digests.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from pathlib import Path
 from typing import Any
 
+from lamina.errors import ToolError
+from lamina.noderecord import node_record
+from lamina.ocilayout import StoredImage
 from lamina.render import BuildUnit
-from lamina.store import Store
 
 PROBE = (
     "if command -v dpkg-query >/dev/null 2>&1; then "
@@ -35,21 +37,28 @@ def parse_probe(output: str) -> dict[str, dict[str, str]]:
             if len(fields) >= 2:
                 debs[fields[0]] = fields[1]
         elif kind == "pip" and rest.strip().startswith("["):
-            for item in json.loads(rest):
-                pips[str(item["name"]).lower()] = str(item["version"])
+            try:
+                items = json.loads(rest)
+            except json.JSONDecodeError:
+                raise ToolError(f"pip list printed something that is not JSON: "
+                                f"{rest.strip()[:80]!r}") from None
+            for item in items if isinstance(items, list) else []:
+                if isinstance(item, dict) and "name" in item and "version" in item:
+                    pips[str(item["name"]).lower()] = str(item["version"])
     return {"deb": dict(sorted(debs.items())), "pip": dict(sorted(pips.items()))}
 
 
-def build_manifest(unit: BuildUnit, store: Store, packages: dict[str, dict[str, str]]
+def build_manifest(unit: BuildUnit, stored: StoredImage, packages: dict[str, dict[str, str]]
                    ) -> dict[str, Any]:
-    record = store.read_record(unit.name, unit.platform.arch)
+    """The package manifest of the image about to be stored (``stored`` is staged)."""
+    record = node_record(unit, stored)
     return {
         "image": unit.name,
         "platform": unit.platform.name,
         "key": unit.key,
-        "manifest_digest": record.get("manifest_digest"),
-        "size": record.get("size", 0),
-        "layers": record.get("layers", []),
+        "manifest_digest": stored.manifest_digest,
+        "size": record["size"],
+        "layers": record["layers"],
         "packages": packages,
     }
 
@@ -93,23 +102,14 @@ def cyclonedx(manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def manifest_dir(store: Store, image: str) -> Path:
-    return store.root / "lamina" / image
-
-
-def save(store: Store, manifest: dict[str, Any]) -> Path:
-    """Write JSON, Markdown and SBOM beside the image, and keep a copy per key for diffs."""
-    arch = manifest["platform"].split("/")[1]
-    base = manifest_dir(store, manifest["image"])
-    history = base / "history"
-    history.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-    path = base / f"{arch}.manifest.json"
-    path.write_text(text)
-    (history / f"{arch}-{manifest['key'].removeprefix('sha256:')[:16]}.json").write_text(text)
-    (base / f"{arch}.manifest.md").write_text(markdown(manifest))
-    (base / f"{arch}.cdx.json").write_text(json.dumps(cyclonedx(manifest), indent=2) + "\n")
-    return path
+def reports(manifest: dict[str, Any]) -> dict[str, bytes]:
+    """The node's report files by name (see :data:`lamina.store.REPORTS`): JSON, Markdown and
+    SBOM. The store writes them with the node's record, which holds their digests."""
+    return {
+        "manifest.json": (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(),
+        "manifest.md": markdown(manifest).encode(),
+        "cdx.json": (json.dumps(cyclonedx(manifest), indent=2) + "\n").encode(),
+    }
 
 
 def diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

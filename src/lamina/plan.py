@@ -12,12 +12,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from lamina.external import ExternalResolver
-from lamina.hashing import sha256_data
 from lamina.lock import no_wheel_reason
+from lamina.noderecord import GOOD, UNTESTED, UNVERIFIED, check, tests_hash
 from lamina.platforms import Platform
-from lamina.recipe import Image, Recipe, TestSpec
+from lamina.recipe import Image, Recipe
 from lamina.render import BuildUnit, build_unit
 from lamina.store import Store
+
+__all__ = ["BLOCKED", "BUILD", "EXCLUDED", "TEST", "UP_TO_DATE", "PlanEntry", "make_plan",
+           "stored_status", "tests_hash"]
 
 UP_TO_DATE = "up-to-date"
 BUILD = "build"
@@ -49,10 +52,6 @@ class PlanEntry:
             "store_ref": self.unit.store_ref if self.unit else None,
             **({"remote": self.remote} if self.remote else {}),
         }
-
-
-def tests_hash(tests: list[TestSpec]) -> str:
-    return sha256_data([[t.origin, t.name, t.run, t.user, list(t.platforms)] for t in tests])
 
 
 def platforms_of(recipe: Recipe, image_names: list[str]) -> list[Platform]:
@@ -138,24 +137,10 @@ def _plan_node(recipe: Recipe, store: Store, epoch: int, name: str, platform: Pl
             return PlanEntry(name, platform, BLOCKED,
                              f"external parent {image.external.reference} has no {platform}")
     unit = build_unit(recipe, image, platform, epoch, parent_key, external_digest)
+    status, reason = stored_status(recipe, store, unit)
+    if status != BUILD or reason:
+        return PlanEntry(name, platform, status, reason, unit)
     record = store.read_record(name, platform.arch)
-    stored = store.get(unit.store_ref)
-    stored_key = stored.annotations.get("dev.lamina.key") if stored else None
-    test_digest = tests_hash(recipe.test_chain(name))
-    if stored_key == unit.key:
-        tests = record.get("tests") or {}
-        if tests.get("hash") != test_digest:
-            return PlanEntry(name, platform, TEST, "tests changed or never ran", unit)
-        if tests.get("status") != "passed":
-            return PlanEntry(name, platform, TEST, f"tests {tests.get('status', 'not run')}",
-                             unit)
-        return PlanEntry(name, platform, UP_TO_DATE, "", unit)
-    failure = record.get("last_failure") or {}
-    if failure.get("key") == unit.key:
-        reason = f"last build failed: {failure.get('error', '?')}"
-        return PlanEntry(name, platform, BUILD, reason, unit)
-    if stored is None or not record.get("inputs"):
-        return PlanEntry(name, platform, BUILD, "not built yet", unit)
     changes = _describe_changes(unit.inputs, record.get("inputs") or {})
     if parent_status in (BUILD,) and image.parent_name:
         parent_item = f"parent {image.parent_name} changed"
@@ -164,3 +149,23 @@ def _plan_node(recipe: Recipe, store: Store, epoch: int, name: str, platform: Pl
     if not changes:
         changes = ["stored image has a different key"]
     return PlanEntry(name, platform, BUILD, "; ".join(changes), unit)
+
+
+def stored_status(recipe: Recipe, store: Store, unit: BuildUnit) -> tuple[str, str]:
+    """What the store means for ``unit`` now: UP_TO_DATE, TEST or BUILD with a reason, or
+    (BUILD, "") when only the recorded inputs can say what changed. ``lamina build`` asks
+    again under the node lock, since another run may have built the node meanwhile."""
+    verdict, why = check(store, unit, tests_hash(recipe.test_chain(unit.name)))
+    if verdict == GOOD:
+        return UP_TO_DATE, ""
+    if verdict == UNTESTED:
+        return TEST, why
+    record = store.read_record(unit.name, unit.platform.arch)
+    failure = record.get("last_failure") or {}
+    if isinstance(failure, dict) and failure.get("key") == unit.key:
+        return BUILD, f"last build failed: {failure.get('error', '?')}"
+    if verdict == UNVERIFIED:
+        return BUILD, why
+    if store.get(unit.store_ref) is None or not record.get("inputs"):
+        return BUILD, "not built yet"
+    return BUILD, ""

@@ -73,6 +73,13 @@ class Progress:
             if self._live is None and text != previous:
                 self._line(f"       {label}: {text}")
 
+    def note(self, text: str) -> None:
+        """One line that must be seen even with ``--json`` (it goes to stderr), e.g. why a
+        run is waiting."""
+        with self._lock:
+            stamp = time.strftime("%H:%M:%S")
+            self.console.print(f"{stamp} {text}", highlight=False, markup=False, soft_wrap=True)
+
     def done(self, label: str, outcome: str, seconds: float = 0.0, error: str = "") -> None:
         with self._lock:
             self._running.pop(label, None)

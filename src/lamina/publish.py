@@ -17,17 +17,17 @@ import os
 import re
 import subprocess
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from lamina.errors import LaminaError, UsageError
 from lamina.http import host_port
+from lamina.noderecord import GOOD, check, tests_hash
 from lamina.plan import EXCLUDED, UP_TO_DATE, PlanEntry
 from lamina.recipe import Recipe
 from lamina.registry_client import RegistryClient
 from lamina.render import KEY_LABEL
-from lamina.store import REF_ANNOTATION, Store
+from lamina.store import Store
 from lamina.target import Target, client_for
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -138,21 +138,8 @@ def write_index(store: Store, image: str, children: list[tuple[PlanEntry, str, i
     index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests,
              "annotations": dict(sorted(annotations.items()))}
     raw = json.dumps(index, separators=(",", ":"), sort_keys=True).encode()
-    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
     ref = f"{image}-index"
-    with store.locked():
-        path = store.blob_path(digest)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(raw)
-        layout = store.index()
-        layout["manifests"] = [
-            d for d in layout.get("manifests", [])
-            if (d.get("annotations") or {}).get(REF_ANNOTATION) != ref
-        ] + [{"mediaType": OCI_INDEX, "digest": digest, "size": len(raw),
-              "annotations": {REF_ANNOTATION: ref}}]
-        tmp = store.root / "index.json.tmp"
-        tmp.write_text(json.dumps(layout))
-        tmp.replace(store.root / "index.json")
+    digest, _ = store.put_manifest(ref, raw, OCI_INDEX)
     return digest, ref
 
 
@@ -215,10 +202,14 @@ REPORT_ARTIFACT = "application/vnd.dev.lamina.report.v1"
 EMPTY_CONFIG = b"{}"
 
 
-def report_files(store: Store, image: str, arch: str) -> list[tuple[Path, str]]:
-    """The package manifest (JSON, Markdown) and SBOM of a node, with their media types."""
-    base = store.root / "lamina" / image
-    return [(base / f"{arch}.{suffix}", media_type) for suffix, media_type in REPORT_TYPES.items()]
+def verified_reports(store: Store, image: str, arch: str) -> list[tuple[str, bytes, str]]:
+    """The node's reports that its record vouches for: (report name, bytes, media type)."""
+    out = []
+    for name, media_type in REPORT_TYPES.items():
+        data = store.report(image, arch, name)
+        if data is not None:
+            out.append((name, data, media_type))
+    return out
 
 
 def attach_reports(client: RegistryClient, store: Store, entry: PlanEntry, target: Target,
@@ -229,25 +220,19 @@ def attach_reports(client: RegistryClient, store: Store, entry: PlanEntry, targe
     (``sha256-<hex>``) as well, because registries older than OCI 1.1 (distribution 2.8)
     have no referrers API and that tag is how clients find it there. Returns its digest.
     """
-    files = [(path, media_type)
-             for path, media_type in report_files(store, entry.image, entry.platform.arch)
-             if path.is_file()]
+    files = verified_reports(store, entry.image, entry.platform.arch)
     if not files:
         return None
     repo = target.path(target.repository(entry.image))
     layers = []
-    for path, media_type in files:
-        data = path.read_bytes()
+    arch = entry.platform.arch
+    for name, data, media_type in files:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        client.push_blob(repo, digest, path)
+        client.push_blob(repo, digest, store.report_path(entry.image, arch, name))
         layers.append({"mediaType": media_type, "digest": digest, "size": len(data),
-                       "annotations": {"org.opencontainers.image.title": path.name}})
-    empty = "sha256:" + hashlib.sha256(EMPTY_CONFIG).hexdigest()
-    empty_path = store.blob_path(empty)
-    if not empty_path.exists():
-        empty_path.parent.mkdir(parents=True, exist_ok=True)
-        empty_path.write_bytes(EMPTY_CONFIG)
-    client.push_blob(repo, empty, empty_path)
+                       "annotations": {"org.opencontainers.image.title": f"{arch}.{name}"}})
+    empty = store.put_blob(EMPTY_CONFIG)
+    client.push_blob(repo, empty, store.blob_path(empty))
     artifact = {
         "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "artifactType": REPORT_ARTIFACT,
@@ -273,8 +258,12 @@ def push_key_tag(store: Store, entry: PlanEntry, target: Target,
     assert unit is not None
     if build_digest is None:
         stored = store.get(unit.store_ref)
-        if stored is None or stored.annotations.get(KEY_LABEL) != unit.key:
-            raise PublishError(f"{unit.store_ref}: not in the store with key {unit.key[:19]}")
+        record = store.read_record(unit.name, unit.platform.arch)
+        if stored is None or stored.annotations.get(KEY_LABEL) != unit.key or \
+                record.get("verified") is not True or \
+                record.get("manifest_digest") != stored.manifest_digest:
+            raise PublishError(f"{unit.store_ref}: not in the store verified with key "
+                               f"{unit.key[:19]}")
         build_digest = stored.manifest_digest
     client = client or client_for(target)
     key_ref = f"{target.repository(entry.image)}:{cache_tag(unit.key)}"
@@ -311,10 +300,10 @@ def publish_image(recipe: Recipe, store: Store, image: str, entries: list[PlanEn
         if entry.status != UP_TO_DATE:
             raise PublishError(f"{image} {platform}: not publishable ({entry.status}: "
                                f"{entry.reason or 'tests not passed'}); run lamina build")
+        verdict, why = check(store, entry.unit, tests_hash(recipe.test_chain(image)))
         stored = store.get(entry.unit.store_ref)
-        assert stored is not None
-        if stored.annotations.get(KEY_LABEL) != entry.unit.key:
-            raise PublishError(f"{image} {platform}: stored image does not match its key")
+        if verdict != GOOD or stored is None:
+            raise PublishError(f"{image} {platform}: not publishable ({why}); run lamina build")
         built.append((entry, stored.manifest_digest))
     repo = target.repository(image)
     result = ImagePublication(image, platforms=[str(p) for p in declared])

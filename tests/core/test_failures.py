@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.core.conftest import CliResult, require_tool
 
 Lamina = Callable[..., CliResult]
@@ -64,3 +66,66 @@ def test_failing_image_test_fails_the_node_and_is_recorded(
     tested = lamina("-C", str(root), "test", "leaf")
     assert tested.code == 1
     assert "must fail" in tested.out
+
+
+def test_a_failed_step_is_summarised_by_its_layer_and_its_own_last_output(
+        lamina: Lamina, tree: Callable[[str], Path]) -> None:
+    require_tool("buildah")
+    root = tree("failing-steps")
+    result = lamina("-C", str(root), "build", "noisy", "silent", "--json")
+    assert result.code == 1
+    rows = {r["image"]: r for r in result.json()}
+    # the second of two script layers failed: it is named (not the first), and the summary is
+    # the step's last three output lines (stdout and stderr reach buildah through separate
+    # pipes, so only one stream is used: their relative order is not kept)
+    assert rows["noisy"]["error"] == (
+        "buildah bud failed (exit 5) in layer second-step (script) at step 4/5: line two | "
+        f"line three | the last line before failing [log: {rows['noisy']['log']}]")
+    # a step that printed nothing: buildah's reason, without the instruction it repeats
+    assert rows["silent"]["error"] == (
+        "buildah bud failed (exit 3) in layer silent-step (script) at step 3/4: "
+        f"exit status 3 [log: {rows['silent']['log']}]")
+    for row in rows.values():
+        assert "building at STEP" not in row["error"] and "&{" not in row["error"]
+
+
+def _processes_running(marker: bytes) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes() == marker:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_a_hung_build_step_times_out_in_one_line_and_is_killed_with_its_processes(
+        lamina: Lamina, tree: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    require_tool("buildah")
+    root = tree("failing-steps")
+    assert lamina("-C", str(root), "build", "base", "--no-test").code == 0
+    monkeypatch.setenv("LAMINA_BUILD_TIMEOUT", "15")
+    result = lamina("-C", str(root), "build", "hangs", "--json")
+    assert result.code == 1
+    hangs = next(r for r in result.json() if r["image"] == "hangs")
+    assert hangs["error"] == (
+        "buildah bud timed out after 15s in layer hang-step (script) at step 3/4 "
+        f"(LAMINA_BUILD_TIMEOUT) [log: {hangs['log']}]")
+    assert 15 <= hangs["seconds"] < 60
+    assert _processes_running(b"sleep\x003141\x00") == []
+    plan = {e["image"]: e for e in lamina("-C", str(root), "plan", "--json").json()}
+    assert plan["hangs"]["status"] == "build"
+    assert plan["hangs"]["reason"].startswith("last build failed: buildah bud timed out")
+
+
+def test_a_bad_build_timeout_is_one_line(
+        lamina: Lamina, tree: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tree("failing-steps")
+    monkeypatch.setenv("LAMINA_BUILD_TIMEOUT", "soon")
+    result = lamina("-C", str(root), "build", "base", "--no-test", "--json")
+    assert result.code == 2
+    assert result.err == ("lamina: error: LAMINA_BUILD_TIMEOUT: expected a positive number of "
+                          "seconds, got 'soon'\n")
+    assert result.out == ""

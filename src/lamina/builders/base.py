@@ -1,18 +1,48 @@
-"""What every build backend does for one node: build, export to the store, run a test."""
+"""What every build backend does for one node: build, export, run a test; and their bounds.
+
+A backend never writes the store: :meth:`Builder.export` writes the built image into a
+private staging layout, which the build run verifies and then has the store take in
+(:mod:`lamina.staging`). Every step a backend runs is bounded in time; a step that runs out
+fails its node with one line naming the step.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from lamina.errors import UsageError
 from lamina.render import BuildUnit
 from lamina.settings import Settings
+from lamina.staging import StagingLayout
 from lamina.store import Store
 
 StepCallback = Callable[[str], None]
+
+# Bounds for a hung tool, not performance targets (a HEP framework may build for hours).
+DEFAULT_BUILD_TIMEOUT = 6 * 3600.0
+STEP_TIMEOUT = 3600.0  # export, loading an image, starting a container
+QUICK_TIMEOUT = 120.0  # inspect, rm
+PROBE_TIMEOUT = 600.0  # the package probe
+
+
+def build_timeout() -> float:
+    """Seconds one node's build may take: ``LAMINA_BUILD_TIMEOUT``, default six hours."""
+    raw = os.environ.get("LAMINA_BUILD_TIMEOUT", "")
+    if not raw:
+        return DEFAULT_BUILD_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise UsageError(f"LAMINA_BUILD_TIMEOUT: expected a positive number of seconds, got "
+                         f"{raw[:40]!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -33,7 +63,10 @@ class Builder(Protocol):
     def build(self, unit: BuildUnit, context: Path, settings: Settings, store: Store,
               log: Path, step: StepCallback) -> None: ...
 
-    def export(self, unit: BuildUnit, store: Store, log: Path) -> None: ...
+    def export(self, unit: BuildUnit, staging: StagingLayout, log: Path) -> None:
+        """Write the built image into ``staging`` as ``unit.store_ref``, with the key as the
+        manifest annotation ``dev.lamina.key``."""
+        ...
 
     def ensure_local(self, unit: BuildUnit, store: Store, log: Path) -> None:
         """Make the node's image available to this backend (pulling from the store)."""
@@ -48,10 +81,10 @@ class Builder(Protocol):
 
 
 def write_context(unit: BuildUnit, context: Path, rootfs_tars: dict[str, Path]) -> Path:
-    """Lay out the build context: the Containerfile and exactly the files the layers read."""
-    if context.exists():
-        shutil.rmtree(context)
-    context.mkdir(parents=True)
+    """Lay out the build context in ``context`` (a new directory private to this run, see
+    :func:`lamina.scratch.owned_dir`): the Containerfile and exactly the files the layers
+    read."""
+    context.mkdir(parents=True, exist_ok=True)
     for rel, source in sorted(unit.context_files().items()):
         target = context / rel
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from lamina.builders.base import StepCallback, TestOutcome
+import requests
+
+from lamina.builders.base import (
+    PROBE_TIMEOUT,
+    STEP_TIMEOUT,
+    StepCallback,
+    TestOutcome,
+    build_timeout,
+)
 from lamina.errors import ToolError
 from lamina.layerkinds import CA_PATH, CTX_MOUNT
 from lamina.platforms import host_platform
@@ -33,6 +41,7 @@ from lamina.procs import run_logged
 from lamina.redact import redact
 from lamina.render import KEY_LABEL, BuildUnit, local_tag
 from lamina.settings import Settings
+from lamina.staging import StagingLayout
 from lamina.store import Store
 
 
@@ -71,7 +80,8 @@ class DockerBuilder:
             import docker
 
             try:
-                self._client = docker.from_env(timeout=600)
+                # every API call is bounded; waits for a step or a test pass their own
+                self._client = docker.from_env(timeout=int(STEP_TIMEOUT))
                 self._client.ping()
             except Exception as exc:
                 raise ToolError(f"Docker engine not reachable ({type(exc).__name__}); start "
@@ -99,7 +109,8 @@ class DockerBuilder:
 
     def _load(self, store: Store, ref: str, tag: str, log: Path) -> None:
         run_logged(["skopeo", "copy", "--quiet", store.transport(ref),
-                    f"docker-daemon:{tag}"], log, what=f"load {ref} into the Docker engine")
+                    f"docker-daemon:{tag}"], log, what=f"load {ref} into the Docker engine",
+                   timeout=STEP_TIMEOUT)
 
     def ensure_local(self, unit: BuildUnit, store: Store, log: Path) -> None:
         if not self._has(unit.local_tag):
@@ -132,7 +143,10 @@ class DockerBuilder:
 
         try:
             self._build(unit, context, settings, store, log, step)
-        except docker.errors.DockerException as exc:
+        except requests.exceptions.Timeout:
+            raise ToolError(f"docker engine: a build step did not answer within its timeout "
+                            f"[log: {log}]") from None
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             # the SDK's message is the engine's answer; keep it to one redacted line
             message = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             raise ToolError(f"docker engine: {message} [log: {log}]") from None
@@ -211,7 +225,13 @@ class DockerBuilder:
             tmpfs={"/run": "rw,mode=755"}, user="0", network_mode="host")
         try:
             container.start()
-            result = container.wait()
+            timeout = build_timeout()
+            try:
+                result = container.wait(timeout=timeout)
+            except requests.exceptions.RequestException:
+                container.kill()
+                raise ToolError(f"docker step in layer {layer} timed out after "
+                                f"{timeout:.0f}s (LAMINA_BUILD_TIMEOUT) [log: {log}]") from None
             output = container.logs(stdout=True, stderr=True)
             with log.open("ab") as handle:
                 handle.write(redact(output.decode(errors="replace")).encode())
@@ -226,13 +246,13 @@ class DockerBuilder:
             container.remove(force=True)
         return str(committed.id)
 
-    def export(self, unit: BuildUnit, store: Store, log: Path) -> None:
-        with store.locked():
-            run_logged(["skopeo", "copy", "--quiet", "--dest-compress",
-                        "--dest-compress-format", "gzip", f"docker-daemon:{unit.local_tag}",
-                        store.transport(unit.store_ref)], log, what=f"store {unit.store_ref}")
-            # Engine images carry no manifest annotations; add the key lamina plans with.
-            store.annotate(unit.store_ref, {KEY_LABEL: unit.key})
+    def export(self, unit: BuildUnit, staging: StagingLayout, log: Path) -> None:
+        run_logged(["skopeo", "copy", "--quiet", "--dest-compress",
+                    "--dest-compress-format", "gzip", f"docker-daemon:{unit.local_tag}",
+                    staging.transport(unit.store_ref)], log, what=f"export {unit.store_ref}",
+                   timeout=STEP_TIMEOUT)
+        # Engine images carry no manifest annotations; add the key lamina plans with.
+        staging.annotate(unit.store_ref, {KEY_LABEL: unit.key})
 
     def run_test(self, unit: BuildUnit, command: str, user: str | None, log: Path,
                  timeout: float) -> TestOutcome:
@@ -245,18 +265,33 @@ class DockerBuilder:
             try:
                 result = container.wait(timeout=timeout)
                 code = int(result.get("StatusCode", 1))
-            except Exception:
+            except requests.exceptions.RequestException:
                 container.kill()
                 code = 124
             output = redact(container.logs().decode(errors="replace"))
         finally:
             container.remove(force=True)
+        log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as handle:
             handle.write(f"\n$ test: {command}\n{output}".encode())
         tail = " | ".join(output.strip().splitlines()[-2:])
         return TestOutcome(code == 0, code, tail, time.monotonic() - start)
 
     def output_of(self, unit: BuildUnit, command: str) -> str:
-        output: bytes = self.client.containers.run(unit.local_tag, ["/bin/sh", "-c", command],
-                                                   remove=True, network_mode="host")
+        container = self.client.containers.create(unit.local_tag, ["/bin/sh", "-c", command],
+                                                  network_mode="host")
+        try:
+            container.start()
+            try:
+                result = container.wait(timeout=PROBE_TIMEOUT)
+            except requests.exceptions.RequestException:
+                container.kill()
+                raise ToolError(f"the package probe in {unit.store_ref} timed out after "
+                                f"{PROBE_TIMEOUT:.0f}s") from None
+            output: bytes = container.logs(stdout=True, stderr=False)
+        finally:
+            container.remove(force=True)
+        if int(result.get("StatusCode", 1)) != 0:
+            raise ToolError(f"the package probe failed in {unit.store_ref} "
+                            f"(exit {result.get('StatusCode')})")
         return output.decode(errors="replace").strip()

@@ -10,7 +10,7 @@ from typing import Any
 
 from lamina.commands._common import load, platforms_arg, print_json
 from lamina.errors import UsageError
-from lamina.manifests import diff, manifest_dir
+from lamina.manifests import diff
 from lamina.platforms import host_platform
 from lamina.store import Store
 
@@ -33,15 +33,13 @@ def resolve(store: Store, spec: str, arch: str) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(path.read_text())
         return data
     image, _, key = spec.partition("@")
-    base = manifest_dir(store, image)
     if not key:
-        candidates = [base / f"{arch}.manifest.json"]
+        current = store.report(image, arch, "manifest.json")
+        found_now = json.loads(current) if current is not None else None
+        if isinstance(found_now, dict):
+            return found_now
     else:
-        key = key.removeprefix("sha256:")
-        candidates = sorted((base / "history").glob(f"{arch}-{key[:16]}*.json"))
-    for candidate in candidates:
-        if candidate.is_file():
-            found: dict[str, Any] = json.loads(candidate.read_text())
+        for found in store.history(image, arch, key.removeprefix("sha256:")):
             return found
     raise UsageError(f"no manifest for '{spec}' on {arch} in {store.root} (build it first)")
 
