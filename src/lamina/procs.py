@@ -27,9 +27,14 @@ def tail(path: Path, lines: int = 3) -> str:
     return " | ".join(useful[-lines:])[-400:]
 
 
+DEFAULT_TIMEOUT = 3600.0  # seconds; a bound for a hung tool, not a performance target
+
+
 def run_logged(cmd: Sequence[str], log: Path, *, what: str, cwd: Path | None = None,
-               env: Mapping[str, str] | None = None, input_bytes: bytes | None = None) -> None:
-    """Run ``cmd`` appending its output to ``log``; raise :class:`ToolError` on failure."""
+               env: Mapping[str, str] | None = None, input_bytes: bytes | None = None,
+               timeout: float = DEFAULT_TIMEOUT) -> None:
+    """Run ``cmd`` appending its output to ``log``; raise :class:`ToolError` on failure or
+    when it runs longer than ``timeout`` seconds (it is killed then)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     full_env = dict(os.environ)
     if env:
@@ -39,9 +44,13 @@ def run_logged(cmd: Sequence[str], log: Path, *, what: str, cwd: Path | None = N
         handle.flush()
         try:
             proc = subprocess.run(list(cmd), stdout=handle, stderr=subprocess.STDOUT, cwd=cwd,
-                                  env=full_env, input=input_bytes, check=False)
+                                  env=full_env, input=input_bytes, check=False,
+                                  timeout=timeout)
         except FileNotFoundError as exc:
             raise ToolError(f"{what}: {cmd[0]} not found (run scripts/setup)") from exc
+        except subprocess.TimeoutExpired:
+            handle.write(f"\nlamina: timed out after {timeout:.0f}s\n".encode())
+            raise ToolError(f"{what} timed out after {timeout:.0f}s [log: {log}]") from None
     if proc.returncode != 0:
         raise ToolError(f"{what} failed (exit {proc.returncode}): {redact(tail(log))} "
                         f"[log: {log}]")
@@ -62,15 +71,18 @@ def tool_message(stderr: str) -> str:
 
 
 def capture(cmd: Sequence[str], *, what: str, env: Mapping[str, str] | None = None,
-            check: bool = True) -> subprocess.CompletedProcess[str]:
+            check: bool = True, timeout: float = DEFAULT_TIMEOUT
+            ) -> subprocess.CompletedProcess[str]:
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
     try:
         proc = subprocess.run(list(cmd), capture_output=True, text=True, env=full_env,
-                              check=False)
+                              check=False, timeout=timeout)
     except FileNotFoundError as exc:
         raise ToolError(f"{what}: {cmd[0]} not found (run scripts/setup)") from exc
+    except subprocess.TimeoutExpired:
+        raise ToolError(f"{what} timed out after {timeout:.0f}s") from None
     if check and proc.returncode != 0:
         message = redact(tool_message(proc.stderr))
         raise ToolError(f"{what} failed (exit {proc.returncode}): {message}")
