@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from lamina.commands._common import load, platforms_arg, print_json
 from lamina.errors import UsageError
+from lamina.jsondoc import MiB, expect_int, expect_object, expect_str, read_json
 from lamina.manifests import diff, manifest_dir
 from lamina.platforms import host_platform
 from lamina.store import Store
+
+MANIFEST_LIMIT = 64 * MiB  # a package manifest of a big image is well under 1 MiB
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,11 +29,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
-def resolve(store: Store, spec: str, arch: str) -> dict[str, Any]:
+def checked_manifest(data: object, where: str) -> dict[str, Any]:
+    """A package manifest (as :func:`lamina.manifests.build_manifest` writes it) with the
+    fields the diff reads, or one line saying which is missing or of the wrong type."""
+    manifest = expect_object(data, where, "(top level)", UsageError)
+    for key in ("image", "key", "platform"):
+        expect_str(manifest.get(key), where, key, UsageError)
+    packages = expect_object(manifest.get("packages"), where, "packages", UsageError)
+    for kind in ("pip", "deb"):
+        listed = expect_object(packages.get(kind, {}), where, f"packages.{kind}", UsageError)
+        for name, version in listed.items():
+            expect_str(version, where, f"packages.{kind}.{name}", UsageError)
+    if "size" in manifest:
+        expect_int(manifest["size"], where, "size", UsageError)
+    return manifest
+
+
+def resolve(store: Store, spec: str, arch: str) -> object:
     path = Path(spec)
     if path.is_file():
-        data: dict[str, Any] = json.loads(path.read_text())
-        return data
+        return read_json(path, limit=MANIFEST_LIMIT, error=UsageError, what="manifest file")
     image, _, key = spec.partition("@")
     base = manifest_dir(store, image)
     if not key:
@@ -41,8 +58,7 @@ def resolve(store: Store, spec: str, arch: str) -> dict[str, Any]:
         candidates = sorted((base / "history").glob(f"{arch}-{key[:16]}*.json"))
     for candidate in candidates:
         if candidate.is_file():
-            found: dict[str, Any] = json.loads(candidate.read_text())
-            return found
+            return read_json(candidate, limit=MANIFEST_LIMIT, what="stored manifest")
     raise UsageError(f"no manifest for '{spec}' on {arch} in {store.root} (build it first)")
 
 
@@ -51,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     store = Store(settings.store)
     platforms = platforms_arg(args)
     arch = (platforms[0] if platforms else host_platform()).arch
-    old, new = resolve(store, args.old, arch), resolve(store, args.new, arch)
+    old = checked_manifest(resolve(store, args.old, arch), args.old)
+    new = checked_manifest(resolve(store, args.new, arch), args.new)
     changes = diff(old, new)
     if args.json:
         print_json({"old": old["key"], "new": new["key"], "changes": changes})
