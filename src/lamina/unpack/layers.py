@@ -75,6 +75,7 @@ class LayerStats:
     setid_files: int = 0
     dropped_cvmfs: int = 0
     not_gzip: int = 0
+    dir_opens: int = 0  # directory openat calls: one per directory for a depth-first layer
     notes: dict[str, list[str]] = field(default_factory=dict)
 
     def note(self, kind: str, text: str) -> None:
@@ -221,7 +222,7 @@ def _extract(rootfs: RootFS, tar: tarfile.TarFile, digest: str, stats: LayerStat
                 if existing is None:
                     os.mkdir(comp, 0o700, dir_fd=pfd)
                 os.chmod(comp, 0o700 | stat.S_IMODE(member.mode), dir_fd=pfd)
-                rootfs.dir_meta[tuple(parts)] = (member.mode, member.mtime)
+                rootfs.dir_meta.set(parts, member.mode, member.mtime)
                 stats.dirs += 1
                 continue
             if member.islnk() and link_parts == parts:
@@ -308,6 +309,7 @@ def apply_layers(root: Path, layers: list[tuple[Path, str, str]],
         if before_finish is not None:
             before_finish(rootfs)
         rootfs.finish()
+        stats.dir_opens = rootfs.dir_opens
     finally:
         rootfs.close()
     return stats

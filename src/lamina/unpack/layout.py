@@ -26,8 +26,6 @@ from __future__ import annotations
 import json
 import os
 import platform as host_platform
-import shutil
-import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +35,7 @@ from lamina.errors import ToolError, UsageError
 from lamina.platforms import UNAME
 from lamina.unpack import singularity
 from lamina.unpack.layers import LayerStats, apply_layers
+from lamina.unpack.removal import remove_path
 from lamina.unpack.rootfs import RootFS
 from lamina.unpack.source import PlatformImage, PublicName, Source
 
@@ -85,21 +84,6 @@ def read_record(flat: Path) -> dict[str, Any] | None:
     return data
 
 
-def _force_rmtree(path: Path) -> None:
-    """Remove a tree even where the image left directories without u+w."""
-    def unlock(func: Any, name: str, _exc: Any) -> None:
-        parent = os.path.dirname(name)
-        os.chmod(parent, stat.S_IMODE(os.lstat(parent).st_mode) | 0o700)
-        if os.path.isdir(name) and not os.path.islink(name):
-            os.chmod(name, stat.S_IMODE(os.lstat(name).st_mode) | 0o700)
-        func(name)
-
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.exists():
-        shutil.rmtree(path, onerror=unlock)
-
-
 def _layers(source: Source, image: PlatformImage, stats: LayerStats
             ) -> list[tuple[Path, str, str]]:
     out = []
@@ -133,10 +117,10 @@ def build_flat(out: Path, source: Source, image: PlatformImage) -> FlatResult:
                                before_finish=lambda rootfs: _inject(rootfs, config))
         applied.notes = {**stats.notes, **applied.notes}
         if final.exists() or final.is_symlink():
-            _force_rmtree(final)  # a flat without a record is a leftover: rebuild it
+            remove_path(final)  # a flat without a record is a leftover: rebuild it
         os.rename(tmp, final)
     except BaseException:
-        _force_rmtree(tmp)
+        remove_path(tmp)
         raise
     record.parent.mkdir(parents=True, exist_ok=True)
     data = {"config_digest": config_digest, "manifest_digest": image.manifest_digest,
