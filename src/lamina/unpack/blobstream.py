@@ -42,6 +42,7 @@ from lamina.unpack.rootfs import LayerError
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 CHUNK = 1 << 20
+STREAM_SLACK = 16 << 20
 MAX_SPECIAL_HEADER = 1 << 20  # Go archive/tar reader.go: maxSpecialFileSize
 MAX_SPECIAL_RUN = 16  # consecutive PAX / GNU long-name headers before one real entry
 SPECIAL_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
@@ -191,9 +192,11 @@ class LayerBlob:
         os.lseek(self.fd, 0, os.SEEK_SET)
         raw_file = os.fdopen(os.dup(self.fd), "rb", buffering=CHUNK)
         raw = HashingReader(raw_file, self._algorithm(self.ref.digest))
-        limit = self.budget.limit if self.budget is not None else None
-        too_big = (self.budget.refuse(self.ref.digest, "its uncompressed tar stream is larger "
-                                      "than") if self.budget is not None else None)
+        # tar headers and padding come on top of the files: twice the cap (plus a little) is
+        # more than any layer within the cap needs, and bounds a bomb hidden in the padding
+        limit = 2 * self.budget.limit + STREAM_SLACK if self.budget is not None else None
+        too_big = (self.budget.refuse(self.ref.digest, "its uncompressed tar stream is more "
+                                      "than twice") if self.budget is not None else None)
         inflated = cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb") if self.gzipped
                         else io.BufferedReader(raw, CHUNK))
         plain = HashingReader(inflated, self._algorithm(self.ref.diff_id), limit, too_big)
