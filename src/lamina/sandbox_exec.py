@@ -21,11 +21,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from lamina.errors import ToolError, UsageError
+from lamina.errors import LaminaError, ToolError, UsageError
+from lamina.jsondoc import MiB, read_bytes
 from lamina.unpack.layout import read_record
 from lamina.unpack.singularity import ENV_SCRIPT, parse_env_script
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+ENV_SCRIPT_LIMIT = 4 * MiB
 
 
 @dataclass(frozen=True)
@@ -37,12 +39,21 @@ class ImageRuntime:
 def image_runtime(rootfs: Path) -> ImageRuntime:
     record = read_record(rootfs)
     if record is not None:
-        cfg = (record.get("config") or {}).get("config") or {}
-        env = [e for e in cfg.get("Env") or [] if isinstance(e, str)]
-        return ImageRuntime(env, str(cfg.get("WorkingDir") or "/"))
+        config = record.get("config")
+        cfg = config.get("config") if isinstance(config, dict) else None
+        if isinstance(cfg, dict):
+            env = cfg.get("Env")
+            workdir = cfg.get("WorkingDir")
+            return ImageRuntime([e for e in env if isinstance(e, str)]
+                                if isinstance(env, list) else [],
+                                workdir if isinstance(workdir, str) and workdir else "/")
     script = rootfs / ENV_SCRIPT
     if script.is_file() and not script.is_symlink():
-        return ImageRuntime(parse_env_script(script.read_text(errors="replace")), "/")
+        try:
+            text = read_bytes(script, limit=ENV_SCRIPT_LIMIT).decode(errors="replace")
+        except LaminaError:
+            text = ""
+        return ImageRuntime(parse_env_script(text), "/")
     return ImageRuntime([], "/")
 
 
@@ -83,8 +94,17 @@ def bwrap_command(rootfs: Path, command: list[str], binds: list[tuple[Path, str]
     return [*cmd, "--die-with-parent", "--chdir", workdir, "--", *command]
 
 
+class ExecTimeout(LaminaError):
+    """The command outlived ``--timeout``; the exit code is coreutils timeout's."""
+
+    exit_code = 124
+
+
 def exec_in(directory: Path, command: list[str], *, binds: list[str] | None = None,
-            clean_env: bool = False, workdir: str | None = None) -> int:
+            clean_env: bool = False, workdir: str | None = None,
+            timeout: float | None = None) -> int:
+    """Run ``command``; ``timeout`` None lets it run as long as it runs, as ``singularity
+    exec`` does: it is the user's own foreground program (a shell, an analysis)."""
     if not command:
         raise UsageError("no command given: lamina exec DIR -- CMD [ARGS...]")
     rootfs = directory.resolve()
@@ -102,9 +122,17 @@ def exec_in(directory: Path, command: list[str], *, binds: list[str] | None = No
                              "is read-only, as on CVMFS)")
     runtime = image_runtime(rootfs)
     env = container_env(runtime.env, os.environ, clean_env)
+    for key, value in env.items():
+        if "\x00" in key or "\x00" in value or "=" in key:
+            raise UsageError(f"the image's environment variable {key[:60]!r} cannot be passed "
+                             "to a process (a NUL byte, or '=' in its name)")
     cmd = bwrap_command(rootfs, command, parsed, workdir or runtime.workdir)
     try:
-        proc = subprocess.run(cmd, env=env, check=False)
+        # --die-with-parent: killing bwrap on a timeout ends everything inside too
+        proc = subprocess.run(cmd, env=env, check=False, timeout=timeout)
     except FileNotFoundError:
         raise ToolError("bwrap not found (run scripts/setup, or install bubblewrap)") from None
+    except subprocess.TimeoutExpired:
+        raise ExecTimeout(f"{command[0]!r} was still running after {timeout:g} s (--timeout); "
+                          "it was killed") from None
     return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode

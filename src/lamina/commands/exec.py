@@ -16,6 +16,9 @@ def _options(parser: argparse.ArgumentParser) -> None:
                         help="do not pass the host environment (only the image's ENV)")
     parser.add_argument("--pwd", default=None,
                         help="working directory inside (default: the image's WorkingDir)")
+    parser.add_argument("--timeout", metavar="SECONDS", type=float, default=None,
+                        help="kill the command after SECONDS and exit 124 (default: none; the "
+                             "command runs as long as it runs, as with singularity exec)")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,8 +44,11 @@ def run(args: argparse.Namespace) -> int:
         args.bind = (args.bind or []) + (extra.bind or [])
         args.cleanenv = args.cleanenv or extra.cleanenv
         args.pwd = extra.pwd or args.pwd
+        args.timeout = extra.timeout if extra.timeout is not None else args.timeout
         command = command[split:]
     if command and command[0] == "--":
         command = command[1:]
+    if args.timeout is not None and not 0 < args.timeout < 10**9:
+        raise UsageError(f"--timeout {args.timeout:g}: expected a positive number of seconds")
     return exec_in(Path(args.dir), command, binds=args.bind, clean_env=args.cleanenv,
-                   workdir=args.pwd)
+                   workdir=args.pwd, timeout=args.timeout)
