@@ -201,61 +201,72 @@ def _extract(rootfs: RootFS, tar: TarPass, digest: str, stats: LayerStats,
              budget: ByteBudget | None) -> None:
     """Second pass: create this layer's entries, replacing what is at their paths."""
     for member in tar.members():
-        parts = normalise(member.name, digest)
-        if not parts:
-            continue  # the root itself: its mode is not the image's to change
-        if parts[-1].startswith(WHITEOUT_PREFIX) or _is_marker_path(parts):
-            continue
-        if any(p in CVMFS_CONTROL_FILES for p in parts):
-            stats.dropped_cvmfs += 1
-            stats.note("dropped_cvmfs", member.name)
-            continue
-        link_parts: list[str] = []
-        if member.islnk():
-            link_parts = normalise(member.linkname, digest, f"hardlink {member.name!r} target")
-        pfd = rootfs.parent(parts, digest, member.name)
-        comp = parts[-1]
         try:
-            try:
-                existing = os.stat(comp, dir_fd=pfd, follow_symlinks=False).st_mode
-            except FileNotFoundError:
-                existing = None
-            if member.isdir():
-                if existing is not None and not stat.S_ISDIR(existing):
-                    rootfs.remove(pfd, comp, tuple(parts))
-                    existing = None
-                if existing is None:
-                    os.mkdir(comp, 0o700, dir_fd=pfd)
-                os.chmod(comp, 0o700 | stat.S_IMODE(member.mode), dir_fd=pfd)
-                rootfs.dir_meta.set(parts, member.mode, member.mtime)
-                stats.dirs += 1
-                continue
-            if member.islnk() and link_parts == parts:
-                continue  # a link to itself: what is there stays
-            if existing is not None:
+            _extract_one(rootfs, tar, member, digest, stats, budget)
+        except OSError as exc:
+            # a name too long, a full disk: the system's words, and which entry it was
+            raise LayerError(f"layer {digest}: entry {member.name[:200]!r}: "
+                             f"{exc.strerror or exc}") from None
+
+
+def _extract_one(rootfs: RootFS, tar: TarPass, member: tarfile.TarInfo, digest: str,
+                 stats: LayerStats, budget: ByteBudget | None) -> None:
+    """Create one entry, replacing what is at its path."""
+    parts = normalise(member.name, digest)
+    if not parts:
+        return  # the root itself: its mode is not the image's to change
+    if parts[-1].startswith(WHITEOUT_PREFIX) or _is_marker_path(parts):
+        return
+    if any(p in CVMFS_CONTROL_FILES for p in parts):
+        stats.dropped_cvmfs += 1
+        stats.note("dropped_cvmfs", member.name)
+        return
+    link_parts: list[str] = []
+    if member.islnk():
+        link_parts = normalise(member.linkname, digest, f"hardlink {member.name!r} target")
+    pfd = rootfs.parent(parts, digest, member.name)
+    comp = parts[-1]
+    try:
+        try:
+            existing = os.stat(comp, dir_fd=pfd, follow_symlinks=False).st_mode
+        except FileNotFoundError:
+            existing = None
+        if member.isdir():
+            if existing is not None and not stat.S_ISDIR(existing):
                 rootfs.remove(pfd, comp, tuple(parts))
-            if member.isreg():
-                _write_file(pfd, comp, member, tar.chunks(member), budget, digest, stats)
-                stats.files += 1
-                if member.mode & (stat.S_ISUID | stat.S_ISGID):
-                    stats.setid_files += 1
-                    stats.note("setid_files", member.name)
-            elif member.issym():
-                if "\x00" in member.linkname:
-                    raise LayerError(f"layer {digest}: symlink {member.name!r} target contains "
-                                     "a NUL byte")
-                os.symlink(member.linkname, comp, dir_fd=pfd)
-                set_mtime(comp, member.mtime, dir_fd=pfd)
-                stats.symlinks += 1
-            elif member.islnk():
-                _hardlink(rootfs, pfd, comp, member, link_parts, digest, stats)
-            else:
-                kind = {tarfile.CHRTYPE: "char device", tarfile.BLKTYPE: "block device",
-                        tarfile.FIFOTYPE: "fifo"}.get(member.type, f"type {member.type!r}")
-                stats.skipped_special += 1
-                stats.note("skipped_special", f"{member.name} ({kind})")
-        finally:
-            os.close(pfd)
+                existing = None
+            if existing is None:
+                os.mkdir(comp, 0o700, dir_fd=pfd)
+            os.chmod(comp, 0o700 | stat.S_IMODE(member.mode), dir_fd=pfd)
+            rootfs.dir_meta.set(parts, member.mode, member.mtime)
+            stats.dirs += 1
+            return
+        if member.islnk() and link_parts == parts:
+            return  # a link to itself: what is there stays
+        if existing is not None:
+            rootfs.remove(pfd, comp, tuple(parts))
+        if member.isreg():
+            _write_file(pfd, comp, member, tar.chunks(member), budget, digest, stats)
+            stats.files += 1
+            if member.mode & (stat.S_ISUID | stat.S_ISGID):
+                stats.setid_files += 1
+                stats.note("setid_files", member.name)
+        elif member.issym():
+            if "\x00" in member.linkname:
+                raise LayerError(f"layer {digest}: symlink {member.name!r} target contains "
+                                 "a NUL byte")
+            os.symlink(member.linkname, comp, dir_fd=pfd)
+            set_mtime(comp, member.mtime, dir_fd=pfd)
+            stats.symlinks += 1
+        elif member.islnk():
+            _hardlink(rootfs, pfd, comp, member, link_parts, digest, stats)
+        else:
+            kind = {tarfile.CHRTYPE: "char device", tarfile.BLKTYPE: "block device",
+                    tarfile.FIFOTYPE: "fifo"}.get(member.type, f"type {member.type!r}")
+            stats.skipped_special += 1
+            stats.note("skipped_special", f"{member.name} ({kind})")
+    finally:
+        os.close(pfd)
 
 
 def _hardlink(rootfs: RootFS, pfd: int, comp: str, member: tarfile.TarInfo,
