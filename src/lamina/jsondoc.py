@@ -86,8 +86,11 @@ def _scrub(value: Any) -> Any:
     return value
 
 
-def parse_json(data: bytes, where: str, error: type[LaminaError] = ToolError) -> Any:
-    """The JSON value in ``data``; any failure is ``error`` naming ``where``."""
+def parse_json(data: bytes, where: str, error: type[LaminaError] = ToolError, *,
+               replace_surrogates: bool = True) -> Any:
+    """The JSON value in ``data``; any failure is ``error`` naming ``where``. Lone surrogates
+    are kept only in lamina's own files (``replace_surrogates=False``), where they stand for
+    the bytes of a file name that is not UTF-8."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -100,14 +103,15 @@ def parse_json(data: bytes, where: str, error: type[LaminaError] = ToolError) ->
         raise error(f"{where}: not usable JSON: nested too deeply") from None
     except ValueError as exc:  # e.g. an integer with more digits than Python converts
         raise error(f"{where}: not usable JSON: {exc}") from None
-    if SURROGATE_ESCAPE.search(text):
+    if replace_surrogates and SURROGATE_ESCAPE.search(text):
         value = _scrub(value)
     return value
 
 
 def read_json(path: Path, *, limit: int, error: type[LaminaError] = ToolError,
-              what: str = "file") -> Any:
-    return parse_json(read_bytes(path, limit=limit, error=error, what=what), str(path), error)
+              what: str = "file", replace_surrogates: bool = True) -> Any:
+    return parse_json(read_bytes(path, limit=limit, error=error, what=what), str(path), error,
+                      replace_surrogates=replace_surrogates)
 
 
 class ShapeError(ToolError):

@@ -81,7 +81,8 @@ def record_path(out: Path, config_digest: str) -> Path:
 def _load_record(path: Path) -> dict[str, Any] | None:
     """A flat's record, or None when it is missing or not a record lamina wrote."""
     try:
-        data = read_json(path, limit=RECORD_LIMIT, what="flat record")
+        data = read_json(path, limit=RECORD_LIMIT, what="flat record",
+                         replace_surrogates=False)
     except LaminaError:
         return None
     return data if isinstance(data, dict) else None
@@ -182,7 +183,11 @@ def relative_symlink(link: Path, target: Path) -> str:
     if tmp.is_symlink():
         tmp.unlink()
     os.symlink(text, tmp)
-    os.replace(tmp, link)
+    try:
+        os.replace(tmp, link)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # Ctrl-C or an error: no temporary link is left behind
+        raise
     return text
 
 
