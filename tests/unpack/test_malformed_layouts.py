@@ -232,3 +232,21 @@ def test_lone_surrogates_in_the_config_become_replacement_characters(
     env = (tmp_path / "out/localhost/test:latest/.singularity.d/env/10-docker2singularity.sh")
     assert 'export A="${A:-"x\ufffdy"}"' in env.read_text()
     assert sha256(raw) == descriptor["digest"]
+
+
+@pytest.mark.parametrize(("index", "expected"), [
+    (b"{", "{index}:1:2: not valid JSON: Expecting property name enclosed in double quotes"),
+    (b"[]", "{index}: (top level): expected an object, got a list"),
+    (json.dumps({"manifests": [{"annotations": {"org.opencontainers.image.ref.name": "app-amd64"
+                                                }}]}).encode(),
+     "{index}: manifests[0].digest: a descriptor without a digest"),
+])
+def test_a_store_whose_index_is_broken(lamina: Lamina, tmp_path: Path, index: bytes,
+                                       expected: str) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "index.json").write_bytes(index)
+    result = lamina("-C", str(tmp_path), "unpack", "app", str(tmp_path / "out"), "--store",
+                    str(store))
+    assert result.code == 1
+    assert result.err == f"lamina: error: {expected.format(index=store / 'index.json')}\n"

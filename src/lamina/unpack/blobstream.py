@@ -28,6 +28,7 @@ import gzip
 import hashlib
 import io
 import os
+import stat
 import tarfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -162,7 +163,11 @@ class LayerBlob:
             self.fd = os.open(ref.blob, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         except FileNotFoundError:
             raise LayerError(f"layer {ref.digest} is missing ({ref.blob})") from None
-        size = os.fstat(self.fd).st_size
+        info = os.fstat(self.fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(self.fd)
+            raise LayerError(f"layer {ref.digest}: {ref.blob} is not a regular file")
+        size = info.st_size
         if ref.size is not None and size != ref.size:
             os.close(self.fd)
             raise DigestMismatch(f"layer {ref.label}: the blob has {size} bytes but the "

@@ -40,6 +40,7 @@ from pathlib import Path
 
 from lamina.unpack.blobstream import LayerBlob, LayerRef, TarPass
 from lamina.unpack.budget import ByteBudget
+from lamina.unpack.dirchain import open_dir
 from lamina.unpack.rootfs import (
     LayerError,
     RootFS,
@@ -161,9 +162,10 @@ def _apply_markers(rootfs: RootFS, markers: Markers, digest: str, stats: LayerSt
                 rootfs.remove(pfd, parts[-1], tuple(parts))  # re-created as a dir by pass two
                 os.close(pfd)
                 continue
-            fd = os.open(parts[-1], os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
-                         | os.O_CLOEXEC, dir_fd=pfd)
-            os.close(pfd)
+            try:
+                fd = open_dir(parts[-1], pfd, rootfs.counter)
+            finally:
+                os.close(pfd)
         try:
             rootfs.clear_children(fd, tuple(parts))
         finally:
