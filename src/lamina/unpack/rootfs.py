@@ -5,8 +5,9 @@ Security: a layer is data from the network. Every entry name is normalised (``./
 empty or ``.`` components removed) and then refused with :class:`UnsafeEntryError` if it is
 absolute or has a ``..`` component (GNU tar would strip a leading ``/``; DUCC's notes say reject,
 and a layer written by buildah or docker never has one). Paths are walked one component at a
-time with ``openat(O_NOFOLLOW|O_DIRECTORY)`` from a descriptor of the root, so no symlink is
-ever followed: an entry *below* a symlink (``evil -> /tmp/x`` then ``evil/file``) is refused
+time with ``openat(O_NOFOLLOW|O_DIRECTORY)`` from a descriptor of the root (or of a directory
+below it that was opened the same way and is kept by :mod:`lamina.unpack.dirchain`), so no
+symlink is ever followed: an entry *below* a symlink (``evil -> /tmp/x`` then ``evil/file``) is refused
 whatever the symlink points at, because a layer made by diffing a real filesystem never has one
 and the unpacker's literal-path merge could not reproduce it. Final components are created with
 ``O_EXCL|O_NOFOLLOW`` after removing what was there, so writing never goes through a symlink.
