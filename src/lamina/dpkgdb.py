@@ -14,6 +14,7 @@ source (github:guillemj/dpkg):
   by name and architecture (``writedb_stanzas``: ``pkg_sorter_by_nonambig_name_arch``), each
   followed by an empty line. ``Conffiles`` lists each conffile (deb-conffiles(5): those
   without a flag that exist in the package) with the MD5 of the file as shipped.
+- ``info/<name>.md5sums`` from the archive when the package ships none, as dpkg does.
 - ``/var/lib/dpkg/info/<name>.list``: the package's paths in archive order, each as dpkg
   names it (``fsys_hash_find_node``: leading ``/`` and ``./`` dropped, one ``/`` added, so
   the archive's ``./`` is ``/.``); and every other control member but ``control``
@@ -21,6 +22,8 @@ source (github:guillemj/dpkg):
   as ``info/<name>.<member>``, or ``<name>:<arch>.<member>`` for ``Multi-Arch: same``
   (``pkg_infodb_get_file``, lib/dpkg/db-ctrl-format.c), so ``info/format`` says ``1``.
 
+dpkg's run-time files (``lock``, ``status-old``, ``triggers/``, ``updates/``) are not part of a
+registration; a root that carries dpkg gets its directories from the dpkg package itself.
 Nothing here depends on time or on the order the files were downloaded in, and every file
 and directory gets a fixed mode: the same packages always give the same bytes.
 """
@@ -34,7 +37,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from lamina.confine import PathRefused, in_root, make_dirs
+from lamina.confine import make_dirs
 from lamina.errors import ToolError
 from lamina.procs import run_logged
 
@@ -65,6 +68,7 @@ class Unpacked:
     fields: list[tuple[str, str]]  # (name as written, value) in control order
     members: dict[str, Path]  # control member name -> extracted file
     paths: list[str]  # archive member names, in archive order
+    digests: dict[str, str]  # path as dpkg names it -> MD5 of a regular file (or hardlink)
 
     def field(self, name: str) -> str:
         return next((v for k, v in self.fields if k.lower() == name.lower()), "")
@@ -111,15 +115,24 @@ def unpack(deb: Path, root: Path, work: Path, log: Path) -> Unpacked:
     data = work / "data.tar"
     run_logged(["dpkg-deb", "--fsys-tarfile", str(deb)], log, stdout=data,
                what=f"list the files of {deb.name}")
+    paths: list[str] = []
+    digests: dict[str, str] = {}
     with tarfile.open(data) as tar:
-        paths = [member.name for member in tar]
+        for member in tar:
+            paths.append(member.name)
+            if member.isreg():
+                handle = tar.extractfile(member)
+                assert handle is not None
+                digests[list_name(member.name)] = hashlib.md5(handle.read()).hexdigest()
+            elif member.islnk() and list_name(member.linkname) in digests:
+                digests[list_name(member.name)] = digests[list_name(member.linkname)]
     data.unlink()
     members = {p.name: p for p in sorted(control_dir.iterdir())
                if p.is_file() and not p.is_symlink()}
     if "control" not in members:
         raise ToolError(f"{deb.name} has no control file")
     fields = parse_control(members["control"].read_text(encoding="utf-8"))
-    unpacked = Unpacked(fields, members, paths)
+    unpacked = Unpacked(fields, members, paths, digests)
     if not unpacked.name or not unpacked.field("Version"):
         raise ToolError(f"{deb.name}: control file has no Package or Version")
     return unpacked
@@ -133,7 +146,7 @@ def list_name(member: str) -> str:
     return "/" + name.rstrip("/") if name not in ("", ".") else "/."
 
 
-def stanza(package: Unpacked, root: Path) -> str:
+def stanza(package: Unpacked) -> str:
     """The package's ``status`` stanza, as dpkg writes it for an installed package."""
     known: dict[str, str] = {}
     extra: list[tuple[str, str]] = []
@@ -144,7 +157,7 @@ def stanza(package: Unpacked, root: Path) -> str:
         elif canonical not in STATE_FIELDS:
             known[canonical] = value
     known["Status"] = "install ok installed"
-    conffiles = _conffiles(package, root)
+    conffiles = _conffiles(package)
     if conffiles:
         known["Conffiles"] = "\n" + "\n".join(conffiles)
     lines = []
@@ -163,7 +176,7 @@ def stanza(package: Unpacked, root: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _conffiles(package: Unpacked, root: Path) -> list[str]:
+def _conffiles(package: Unpacked) -> list[str]:
     member = package.members.get("conffiles")
     if member is None:
         return []
@@ -172,15 +185,18 @@ def _conffiles(package: Unpacked, root: Path) -> list[str]:
         words = line.split()
         if len(words) != 1:  # a flagged entry (remove-on-upgrade) is not in the package
             continue
-        path = words[0]
-        try:
-            host = in_root(root, path)
-        except PathRefused:
-            host = None
-        if host is None or host.is_symlink() or not host.is_file():
-            continue  # deb-conffiles(5): a conffile missing from the package is ignored
-        out.append(f" {path} {hashlib.md5(host.read_bytes()).hexdigest()}")
+        digest = package.digests.get(list_name(words[0]))
+        if digest is not None:  # deb-conffiles(5): one missing from the package is ignored
+            out.append(f" {words[0]} {digest}")
     return out
+
+
+def md5sums(package: Unpacked) -> bytes:
+    """The ``md5sums`` dpkg writes for a package that ships none (``write_filehash_except``
+    in lib/dpkg/db-fsys-digest.c): each regular file's MD5 and path, in archive order."""
+    seen = [list_name(p) for p in package.paths]
+    return "".join(f"{package.digests[n]}  {n[1:]}\n" for n in seen
+                   if n in package.digests).encode()
 
 
 def register(root: Path, packages: list[Unpacked]) -> None:
@@ -195,10 +211,14 @@ def register(root: Path, packages: list[Unpacked]) -> None:
             # pkg_infodb_update: not the control file, nothing with a dot, not a list
             if name in ("control", "list") or "." in name:
                 continue
-            mode = 0o755 if source.stat().st_mode & stat.S_IXUSR else 0o644
-            _write(info / f"{base}.{name}", source.read_bytes(), mode)
+            # the member's own mode, as dpkg renames it into place (dpkg-deb -e does not
+            # apply the umask: lib/dpkg/program.c sets 022)
+            _write(info / f"{base}.{name}", source.read_bytes(),
+                   stat.S_IMODE(source.stat().st_mode))
+        if "md5sums" not in package.members:
+            _write(info / f"{base}.md5sums", md5sums(package), 0o644)
     _write(info / "format", b"1\n", 0o644)
-    status = "".join(stanza(p, root) + "\n" for p in ordered)
+    status = "".join(stanza(p) + "\n" for p in ordered)
     _write(make_dirs(root, os.path.dirname(STATUS)) / "status", status.encode(), 0o644)
 
 
