@@ -35,7 +35,8 @@ _STATUS_FILE = (
     f"'') {_EMIT};; esac; done < /var/lib/dpkg/status; {_EMIT}"
 )
 PROBE = (
-    f"if command -v dpkg-query >/dev/null 2>&1; then {_DPKG_QUERY}; "
+    f"if command -v dpkg-query >/dev/null 2>&1; then {_DPKG_QUERY} "
+    "|| printf 'probe-error\\tdpkg-query exited with %s\\n' $?; "
     f"elif [ -r /var/lib/dpkg/status ]; then {_STATUS_FILE}; fi; "
     "for py in python3 /usr/local/bin/python3; do if command -v $py >/dev/null 2>&1; then "
     "$py -m pip list --format json --disable-pip-version-check 2>/dev/null "
@@ -52,6 +53,9 @@ def parse_probe(output: str) -> dict[str, dict[str, str]]:
     pips: dict[str, str] = {}
     for line in output.splitlines():
         kind, _, rest = line.partition("\t")
+        if kind == "probe-error":  # an unreadable database: no package list is better
+            raise ToolError(f"the package probe: {rest.strip()[:80]} in the image (is its "
+                            "/var/lib/dpkg/status damaged?); its package list is unknown")
         if kind == "deb":
             fields = rest.split("\t")
             state = fields[3].strip() if len(fields) > 3 else ""
