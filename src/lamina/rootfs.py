@@ -14,7 +14,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from lamina import dpkgdb
+from lamina import atomic, dpkgdb
 from lamina.confine import PathRefused, in_root, make_dirs, place_link
 from lamina.errors import ToolError
 from lamina.layerkinds import RootfsRequest
@@ -41,8 +41,9 @@ IMAGE_UMASK = 0o022
 
 
 def deterministic_tar(root: Path, out: Path, epoch: int) -> None:
-    """Pack ``root`` so that the same tree always gives the same bytes."""
-    tmp = out.with_suffix(".partial")
+    """Pack ``root`` so that the same tree always gives the same bytes, replacing ``out`` only
+    when the tar is complete (:func:`lamina.atomic.replacing`: a name unique to this write,
+    so two runs preparing one rootfs never write into one file)."""
 
     def clamp(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.mtime = min(int(info.mtime), epoch)
@@ -50,7 +51,8 @@ def deterministic_tar(root: Path, out: Path, epoch: int) -> None:
         info.gname = ""
         return info
 
-    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+    with atomic.replacing(out) as handle, \
+            tarfile.open(fileobj=handle, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames.sort()
             base = Path(dirpath)
@@ -62,7 +64,6 @@ def deterministic_tar(root: Path, out: Path, epoch: int) -> None:
                 path = base / name
                 arc = (path.relative_to(root)).as_posix()
                 tar.add(path, arcname=arc, recursive=False, filter=clamp)
-    tmp.replace(out)
 
 
 def _scrub(root: Path) -> None:
