@@ -403,8 +403,11 @@ def test_parse_reference() -> None:
     assert parse_reference("harbor.example.org/hep/base@sha256:ab", url) == \
         ("hep", "base", "sha256:ab")
     for bad in ("hep/base", "base:1", "hep/:1"):
-        with pytest.raises(UsageError):
+        with pytest.raises(UsageError) as caught:
             parse_reference(bad, url)
+        assert str(caught.value) == (f"'{bad}': expected PROJECT/REPOSITORY:TAG or "
+                                     "PROJECT/REPOSITORY@sha256:DIGEST")
+        assert caught.value.exit_code == 2
 
 
 # ---------------------------------------------------------------------- the CLI
@@ -468,6 +471,8 @@ def test_cli_usage_errors_exit_2(harbor_env: FakeHarbor, lamina: Lamina,
     no_dir = lamina("harbor", "bootstrap", "--project", "hep", "--robot", "ci",
                     "--robot-secret-file", "/nonexistent/dir/secret")
     assert no_dir.code == 2 and not harbor_env.requests  # refused before touching Harbor
+    assert no_dir.err == ("lamina: error: --robot-secret-file /nonexistent/dir/secret: "
+                          "directory does not exist\n")
     monkeypatch.delenv("LAMINA_HARBOR_USERNAME")
     no_user = lamina("harbor", "bootstrap", "--project", "hep")
     assert no_user.code == 2 and "LAMINA_HARBOR_USERNAME" in no_user.err
