@@ -467,7 +467,9 @@ def test_cli_bad_password_is_one_line_exit_1(harbor_env: FakeHarbor, lamina: Lam
 def test_cli_usage_errors_exit_2(harbor_env: FakeHarbor, lamina: Lamina,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     bad_ref = lamina("harbor", "scan", "base:1")
-    assert bad_ref.code == 2 and "PROJECT/REPOSITORY:TAG" in bad_ref.err
+    assert bad_ref.code == 2
+    assert bad_ref.err == ("lamina: error: 'base:1': expected PROJECT/REPOSITORY:TAG or "
+                           "PROJECT/REPOSITORY@sha256:DIGEST\n")
     no_dir = lamina("harbor", "bootstrap", "--project", "hep", "--robot", "ci",
                     "--robot-secret-file", "/nonexistent/dir/secret")
     assert no_dir.code == 2 and not harbor_env.requests  # refused before touching Harbor
@@ -475,10 +477,13 @@ def test_cli_usage_errors_exit_2(harbor_env: FakeHarbor, lamina: Lamina,
                           "directory does not exist\n")
     monkeypatch.delenv("LAMINA_HARBOR_USERNAME")
     no_user = lamina("harbor", "bootstrap", "--project", "hep")
-    assert no_user.code == 2 and "LAMINA_HARBOR_USERNAME" in no_user.err
+    assert no_user.code == 2
+    assert no_user.err == ("lamina: error: Harbor credentials missing: set "
+                           "LAMINA_HARBOR_USERNAME and LAMINA_HARBOR_PASSWORD\n")
     monkeypatch.delenv("LAMINA_HARBOR_URL")
     no_url = lamina("harbor", "scan", "hep/base:1")
-    assert no_url.code == 2 and "--url" in no_url.err
+    assert no_url.code == 2
+    assert no_url.err == "lamina: error: no Harbor address: pass --url or set LAMINA_HARBOR_URL\n"
 
 
 def test_cli_scan_table_json_and_fail_on(harbor_env: FakeHarbor, lamina: Lamina) -> None:
