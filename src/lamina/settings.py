@@ -82,7 +82,11 @@ def settings_for(recipe: Recipe, *, store: str | None = None, jobs: int | None =
     store_path = Path(resolve(store, "LAMINA_STORE", cfg.get("store"), ".lamina/store"))
     if not store_path.is_absolute():
         store_path = recipe.root / store_path
-    state_path = Path(resolve(None, "LAMINA_STATE", None, str(recipe.root / ".lamina")))
+    # relative to the project, as the store is: with `-C DIR` from elsewhere, logs and
+    # caches must not land in the current directory
+    state_path = Path(resolve(None, "LAMINA_STATE", None, ".lamina"))
+    if not state_path.is_absolute():
+        state_path = recipe.root / state_path
     try:
         jobs_value = int(resolve(jobs, "LAMINA_JOBS", cfg.get("jobs"), 2))
     except ValueError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -29,9 +30,17 @@ def test_no_secret_in_layers_logs_or_errors(
     broken = root / "layers/leaky"
     broken.mkdir()
     (broken / "layer.yaml").write_text("kind: script\nscript: leak.sh\n")
+    # ... and then proves it ran, and what it saw, by hashes the test computes itself: the
+    # CA bundle's (it must be visible to the step), and those of the two secrets as the step
+    # saw them (empty: they must not reach it)
     (broken / "leak.sh").write_text(
         '#!/bin/sh\necho "token=${PIP_INDEX_TOKEN:-} pass=${LAMINA_REGISTRY_PASSWORD:-}"\n'
-        'cat "$SSL_CERT_FILE"\nexit 1\n')
+        'cat "$SSL_CERT_FILE"\n'
+        'sha() { busybox sha256sum | busybox cut -d" " -f1; }\n'
+        'echo "leaky ran: ca $(sha < "$SSL_CERT_FILE")'
+        ' token $(printf %s "${PIP_INDEX_TOKEN:-}" | sha)'
+        ' password $(printf %s "${LAMINA_REGISTRY_PASSWORD:-}" | sha)"\n'
+        'exit 1\n')
     (root / "images/leaky").mkdir()
     (root / "images/leaky/image.yaml").write_text("parent: base\nlayers: [leaky]\n")
     monkeypatch.setenv("LAMINA_CA_BUNDLE", str(bundle))
@@ -48,3 +57,13 @@ def test_no_secret_in_layers_logs_or_errors(
             haystacks.append((str(path), path.read_bytes()))
     leaks = [(where, n) for where, data in haystacks for n in needles if n in data]
     assert leaks == []
+
+    def sha(data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()
+
+    log = (root / ".lamina/logs/leaky-amd64.log").read_text()
+    ran = [line for line in log.splitlines() if line.startswith("leaky ran: ")]
+    assert ran == [f"leaky ran: ca {sha(bundle.read_bytes())} token {sha(b'')} "
+                   f"password {sha(b'')}"]
+    seen = [sha(password.encode()), sha(token.encode())]
+    assert [h for h in seen if any(h.encode() in data for _, data in haystacks)] == []

@@ -5,7 +5,10 @@ spaces after the dash, single/double/no quotes mixed, comments anywhere, blank l
 missing final newline, keys before and after the list, tabs after entries and keys) and entry
 sets drawn from the same small pool, so that duplicates and wildcard coverage happen often.
 
-The expectations come from an oracle written here from DUCC's rules, not from lamina's code:
+Every expectation comes from the test's own model of the file it wrote (which lines are
+entries, with which values, where the list starts and ends, which keys precede and follow),
+never from parsing the file with the code under test or reading it back: the entries to
+add come from an oracle written here from DUCC's rules, not from lamina's code:
 a tab after a token is a blank (gopkg.in/yaml.v2 scannerc.go yaml_parser_scan_to_next_token),
 a line without scheme means https:// (ducc/lib/parse.go ParseImage), and a tag pattern keeps
 the tags its `*`->`.*` expression matches whole (ducc/lib/image.go filterUsingGlob; for the
@@ -51,34 +54,55 @@ items = st.builds(Item, st.sampled_from(URLS), st.sampled_from(["'", '"', ""]),
                   st.booleans())
 
 
+@dataclass
+class Wishlist:
+    """A generated file and what the generator knows about it, line by line."""
+
+    text: str
+    entries: list[str]  # the values of the list's items, as written (a scheme or not)
+    keys: list[str]  # the top-level keys, in order
+    list_start: int  # index of the `input:` line
+    last_entry: int | None  # index of the last item line
+    list_end: int  # index of the first line after the list's body (the tail's first line)
+
+
 @st.composite
-def wishlists(draw: st.DrawFn) -> str:
+def wishlists(draw: st.DrawFn) -> Wishlist:
     eol = draw(st.sampled_from(["\n", "\r\n"]))
     indent = draw(st.sampled_from(["", "  ", "    "]))
     gap = draw(st.sampled_from([" ", "  "]))
     lines: list[str] = []
     if draw(st.booleans()):
         lines.append(draw(comments))
-    lines += draw(st.lists(st.sampled_from(PREFIX_KEYS), unique=True, max_size=4))
+    prefix = draw(st.lists(st.sampled_from(PREFIX_KEYS), unique=True, max_size=4))
+    lines += prefix
     if draw(st.booleans()):
         lines.append("")
+    list_start = len(lines)
     lines.append("input:" + draw(st.sampled_from(["", "  # the wishlist", "\t"])))
     body = draw(st.lists(st.one_of(items, comments, st.just("")), max_size=12))
+    entries: list[str] = []
+    last_entry: int | None = None
     for part in body:
         if isinstance(part, Item):
             value = part.url.removeprefix("https://") if part.no_scheme else part.url
+            last_entry = len(lines)
+            entries.append(value)
             lines.append(f"{indent}-{gap}{_quoted(value, part.quote)}{part.comment}")
         elif part == "":
             lines.append("")
         else:
             lines.append(" " * draw(st.integers(0, 6)) + part)
+    list_end = len(lines)
     tail = draw(st.sampled_from(["", "ignoreErrors:\n  - 'https://registry.cern.ch/*'",
                                  "# trailing comment", "extra: {a: 1}", "..."]))
     lines += tail.splitlines()
+    keys = [line.split(":", 1)[0] for line in prefix] + ["input"] + (
+        [tail.split(":", 1)[0]] if tail.split(":", 1)[0] in ("ignoreErrors", "extra") else [])
     text = eol.join(lines)
     if draw(st.booleans()):
         text += eol
-    return text
+    return Wishlist(text, entries, keys, list_start, last_entry, list_end)
 
 
 def _load(text: str) -> object:
@@ -117,12 +141,20 @@ def _is_subsequence(old: list[str], new: list[str]) -> bool:
     return all(any(line == candidate for candidate in it) for line in old)
 
 
+# an entry line as a YAML list item: indent, dash, blanks, the value quoted alike or not
+_ITEM_LINE = re.compile(r"^ *- +(?P<q>['\"]?)(?P<value>[^'\"\s]+)(?P=q)\r?$")
+
+
 @settings(max_examples=300, derandomize=True, deadline=None)
 @given(wishlists(), st.lists(st.sampled_from(URLS), min_size=1, max_size=8))
-def test_adding_only_inserts_lines(text: str, urls: list[str]) -> None:
+def test_adding_only_inserts_lines(wishlist: Wishlist, urls: list[str]) -> None:
+    text = wishlist.text
+    old_items = wishlist.entries
     before = _load(text)
     assert isinstance(before, dict)
-    old_items = [str(i) for i in (before.get("input") or [])]
+    # the model and an independent YAML reader agree on the file (a check of the test itself)
+    assert [str(i) for i in (before.get("input") or [])] == old_items
+    assert list(before) == wishlist.keys
 
     edit = add_entries(text, urls)
     event(f"added {min(len(edit.added), 3)}+, skipped {min(len(edit.skipped), 3)}+")
@@ -134,6 +166,16 @@ def test_adding_only_inserts_lines(text: str, urls: list[str]) -> None:
     old_lines, new_lines = text.splitlines(), edit.text.splitlines()
     assert _is_subsequence(old_lines, new_lines)
     assert len(new_lines) == len(old_lines) + len(edit.added)
+    # the new entries are one block of item lines, in request order, inside the list: after
+    # its last entry (or its `input:` line) and before whatever follows the list
+    added = len(edit.added)
+    first = (wishlist.last_entry if wishlist.last_entry is not None else wishlist.list_start) + 1
+    places = [at for at in range(first, wishlist.list_end + 1)
+              if new_lines[:at] == old_lines[:at] and new_lines[at + added:] == old_lines[at:]]
+    assert places, (text, edit.text)
+    inserted = new_lines[places[0]:places[0] + added]
+    values = [m["value"] if (m := _ITEM_LINE.match(line)) else line for line in inserted]
+    assert values == edit.added
     if "\r\n" in text:  # the file's line endings, never a mix
         assert "\n" not in edit.text.replace("\r\n", "")
     assert edit.text.endswith(("\n", "\r\n")) == text.endswith(("\n", "\r\n"))

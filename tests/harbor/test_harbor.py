@@ -403,8 +403,11 @@ def test_parse_reference() -> None:
     assert parse_reference("harbor.example.org/hep/base@sha256:ab", url) == \
         ("hep", "base", "sha256:ab")
     for bad in ("hep/base", "base:1", "hep/:1"):
-        with pytest.raises(UsageError):
+        with pytest.raises(UsageError) as caught:
             parse_reference(bad, url)
+        assert str(caught.value) == (f"'{bad}': expected PROJECT/REPOSITORY:TAG or "
+                                     "PROJECT/REPOSITORY@sha256:DIGEST")
+        assert caught.value.exit_code == 2
 
 
 # ---------------------------------------------------------------------- the CLI
@@ -464,16 +467,23 @@ def test_cli_bad_password_is_one_line_exit_1(harbor_env: FakeHarbor, lamina: Lam
 def test_cli_usage_errors_exit_2(harbor_env: FakeHarbor, lamina: Lamina,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     bad_ref = lamina("harbor", "scan", "base:1")
-    assert bad_ref.code == 2 and "PROJECT/REPOSITORY:TAG" in bad_ref.err
+    assert bad_ref.code == 2
+    assert bad_ref.err == ("lamina: error: 'base:1': expected PROJECT/REPOSITORY:TAG or "
+                           "PROJECT/REPOSITORY@sha256:DIGEST\n")
     no_dir = lamina("harbor", "bootstrap", "--project", "hep", "--robot", "ci",
                     "--robot-secret-file", "/nonexistent/dir/secret")
     assert no_dir.code == 2 and not harbor_env.requests  # refused before touching Harbor
+    assert no_dir.err == ("lamina: error: --robot-secret-file /nonexistent/dir/secret: "
+                          "directory does not exist\n")
     monkeypatch.delenv("LAMINA_HARBOR_USERNAME")
     no_user = lamina("harbor", "bootstrap", "--project", "hep")
-    assert no_user.code == 2 and "LAMINA_HARBOR_USERNAME" in no_user.err
+    assert no_user.code == 2
+    assert no_user.err == ("lamina: error: Harbor credentials missing: set "
+                           "LAMINA_HARBOR_USERNAME and LAMINA_HARBOR_PASSWORD\n")
     monkeypatch.delenv("LAMINA_HARBOR_URL")
     no_url = lamina("harbor", "scan", "hep/base:1")
-    assert no_url.code == 2 and "--url" in no_url.err
+    assert no_url.code == 2
+    assert no_url.err == "lamina: error: no Harbor address: pass --url or set LAMINA_HARBOR_URL\n"
 
 
 def test_cli_scan_table_json_and_fail_on(harbor_env: FakeHarbor, lamina: Lamina) -> None:

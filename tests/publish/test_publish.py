@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -124,9 +125,13 @@ def test_wrong_password_is_one_line_without_the_secret(
     result = lamina("-C", str(root), "publish", "base", "--to", f"{tls_registry.host}/hep",
                     "--tag", "v1", "--cert-dir", str(tls_registry.cert_dir), "--authfile",
                     str(bad))
-    assert result.code != 0
+    assert result.code == 1
     assert secret not in result.out + result.err
-    assert "Traceback" not in result.err
+    # one line: where, what was refused, and how to give credentials
+    assert re.fullmatch(
+        rf"lamina: error: {re.escape(tls_registry.host)}: hep/base:lamina-[0-9a-f]{{40}}: "
+        r"unauthorized \(set LAMINA_REGISTRY_USERNAME/PASSWORD, the CI variables, or "
+        r"--authfile\)\n", result.err), result.err
 
 
 def test_credentials_from_gitlab_ci_variables(

@@ -13,6 +13,7 @@ import contextlib
 import gzip
 import json
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable
@@ -115,6 +116,10 @@ def test_no_byte_of_the_password_is_printed_written_or_pushed(
     secrets += needles(user, password + "-wrong")
     denied = run("publish", "--tag", "v3", *registry, ok=False)
     assert denied.code == 1
+    assert re.fullmatch(
+        rf"lamina: error: {re.escape(tls_registry.host)}: hep/base:lamina-[0-9a-f]{{40}}: "
+        r"unauthorized \(set LAMINA_REGISTRY_USERNAME/PASSWORD, the CI variables, or "
+        r"--authfile\)\n", denied.err), denied.err
     monkeypatch.setenv("LAMINA_REGISTRY_PASSWORD", password)
 
     assert [s for s in secrets if any(s in text.encode() for text in printed)] == []

@@ -106,4 +106,6 @@ def test_publish_with_ci_job_token_through_jwt_auth(
     monkeypatch.setenv("CI_JOB_TOKEN", "wrong-token-value")
     denied = lamina("-C", str(root), "publish", "base", "--to", f"{host}/group/project",
                     "--tag", "v2", "--insecure-loopback")
-    assert denied.code != 0 and "wrong-token-value" not in denied.out + denied.err
+    assert denied.code == 1 and "wrong-token-value" not in denied.out + denied.err
+    assert denied.err == (f"lamina: error: {host}: the token service refused the credentials "
+                          "(401)\n")

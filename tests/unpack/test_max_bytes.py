@@ -125,8 +125,12 @@ def test_sizes(text: str, size: int) -> None:
 
 @pytest.mark.parametrize("text", ["", "0", "-5G", "G", "1e9", "12X", "5 GB GB"])
 def test_bad_sizes(text: str) -> None:
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError) as caught:
         parse_size(text)
+    assert str(caught.value) == f"--max-bytes {text!r}: " + (
+        "the size must be positive" if text == "0" else
+        "expected a size in bytes, optionally with a suffix K, M, G or T (powers of 1024), "
+        "e.g. 20G")
 
 
 def test_the_default_is_the_smaller_of_64_gib_and_the_free_space(tmp_path: Path) -> None:
