@@ -94,30 +94,46 @@ def test_file_and_directory_replace_each_other(lamina: Lamina, tmp_path: Path) -
     assert stat.S_ISDIR(os.lstat(flat / "s").st_mode)
 
 
-def test_hardlinks_and_a_dangling_hardlink_becomes_an_empty_file_with_a_note(
+def test_hardlinks_resolve_within_their_layer_only_as_ducc_ingests_them(
         lamina: Lamina, tmp_path: Path) -> None:
+    """DUCC ingests each layer alone with --tolerate-missing-hardlinks (ducc/lib/image.go
+    IngestIntoCVMFSWithLogger) and resolves a layer's hardlinks after its last entry
+    (cvmfs/sync_union_tarball.cc PostUpload): a target of the same layer, even later in the
+    tar, gives a link; a target of a lower layer, or none, an empty file with the link's own
+    mode (SyncItemDummyFile), which the flat shows over the lower file."""
     base = gz(tar_bytes([f("lower-target", "from below")]))
-    upper = gz(tar_bytes([f("target", "same inode"), hard("link", "target"),
-                          hard("to-lower", "lower-target"),
+    upper = gz(tar_bytes([hard("early", "target"), f("target", "same inode"),
+                          hard("link", "target"),
+                          Entry("to-lower", "hardlink", linkname="lower-target", mode=0o600),
                           Entry("cache/pkg", "hardlink", linkname="var/cache/gone", mode=0o640)]))
     flat, data = unpack(lamina, tmp_path, [base, upper])
     assert os.lstat(flat / "link").st_ino == os.lstat(flat / "target").st_ino
-    assert (flat / "to-lower").read_text() == "from below"
+    assert os.lstat(flat / "early").st_ino == os.lstat(flat / "target").st_ino
+    assert (flat / "lower-target").read_text() == "from below"
+    cross = flat / "to-lower"
+    assert cross.is_file() and cross.read_bytes() == b""
+    assert stat.S_IMODE(os.lstat(cross).st_mode) == 0o600
     dangling = flat / "cache/pkg"
     assert dangling.is_file() and dangling.read_bytes() == b""
     assert stat.S_IMODE(os.lstat(dangling).st_mode) == 0o640
     summary = data["flats"][0]["summary"]
-    assert summary["dangling_hardlinks"] == 1 and summary["hardlinks"] == 2
+    assert summary["hardlinks"] == 2
+    assert summary["cross_layer_hardlinks"] == 1 and summary["dangling_hardlinks"] == 1
+    assert summary["notes"]["cross_layer_hardlinks"] == ["to-lower -> lower-target"]
     assert summary["notes"]["dangling_hardlinks"] == ["cache/pkg -> var/cache/gone"]
 
 
-def test_human_output_mentions_the_dangling_hardlink(lamina: Lamina, tmp_path: Path) -> None:
+def test_human_output_names_the_files_cvmfs_shows_empty(lamina: Lamina, tmp_path: Path) -> None:
     layout = tmp_path / "layout"
-    single(layout, [gz(tar_bytes([hard("lost", "nowhere")]))])
+    single(layout, [gz(tar_bytes([f("usr/lib/libx.so", "elf")])),
+                    gz(tar_bytes([hard("usr/lib/libx.so.1", "usr/lib/libx.so"),
+                                  hard("lost", "nowhere")]))])
     result = lamina("unpack", f"oci:{layout}:test", str(tmp_path / "out"))
     assert result.code == 0, result.err
-    assert "1 hardlinks to missing files made empty files" in result.out
-    assert "lost -> nowhere" in result.out
+    assert ("note (amd64): 1 hardlinks to files of lower layers: empty files on CVMFS (DUCC "
+            "ingests each layer alone): usr/lib/libx.so.1 -> usr/lib/libx.so") in result.out
+    assert ("note (amd64): 1 hardlinks to missing files made empty files (as DUCC, "
+            "cvmfs#4286): lost -> nowhere") in result.out
 
 
 def test_well_known_empty_layer(lamina: Lamina, tmp_path: Path) -> None:
