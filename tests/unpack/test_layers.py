@@ -18,6 +18,7 @@ from tests.unpack.oci import (
     f,
     gz,
     hard,
+    sha256,
     single,
     sym,
     tar_bytes,
@@ -143,7 +144,7 @@ def test_well_known_empty_layer(lamina: Lamina, tmp_path: Path) -> None:
                                            EMPTY_LAYER])
     assert (flat / "hello").read_text() == "hi"
     summary = data["flats"][0]["summary"]
-    assert summary["files"] == 1 and summary["not_gzip"] == 0
+    assert summary["files"] == 1
 
 
 def test_device_nodes_and_fifos_are_skipped_with_a_note(lamina: Lamina, tmp_path: Path) -> None:
@@ -188,13 +189,21 @@ def test_read_only_directory_of_a_lower_layer_still_receives_upper_files(
     assert stat.S_IMODE(os.lstat(flat / "ro").st_mode) == 0o555
 
 
-def test_uncompressed_layers_apply_with_a_note_and_zstd_is_refused(
+def test_uncompressed_and_zstd_layers_are_refused_in_one_line_naming_the_layer(
         lamina: Lamina, tmp_path: Path) -> None:
+    """DUCC reads every layer through gzip.NewReader (ducc/lib/image.go
+    downloadLayerWithLogger): neither an uncompressed nor a zstd layer is ingested."""
     plain = tar_bytes([f("plain", "p")])
-    flat, data = unpack(lamina, tmp_path, [plain],
-                        media="application/vnd.oci.image.layer.v1.tar")
-    assert (flat / "plain").read_text() == "p"
-    assert data["flats"][0]["summary"]["not_gzip"] == 1
+    layout = tmp_path / "plain-layout"
+    single(layout, [gz(tar_bytes([f("base", "b")])), plain],
+           media="application/vnd.oci.image.layer.v1.tar")
+    refused = lamina("unpack", f"oci:{layout}:test", str(tmp_path / "plain-out"))
+    assert refused.code == 1
+    assert refused.err.strip().splitlines() == [
+        f"lamina: error: layer {sha256(plain)} (2 of 2) is not compressed "
+        "(application/vnd.oci.image.layer.v1.tar); unpacked.cern.ch only ingests gzip layers "
+        "(DUCC reads them with gzip.NewReader): push with --compression-format gzip"]
+    assert not list((tmp_path / "plain-out").glob(".flat/*/*"))
 
     zstd = b"\x28\xb5\x2f\xfd" + b"\0" * 32
     layout = tmp_path / "zstd-layout"

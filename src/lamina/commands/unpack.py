@@ -31,7 +31,6 @@ NOTE_TEXT = {
                              "ingests each layer alone)",
     "setid_files": "setuid/setgid files (no effect on CVMFS unless CVMFS_SUID=yes)",
     "dropped_cvmfs": "CVMFS control files dropped",
-    "not_gzip": "layers not gzip-compressed (unpacked.cern.ch would fail to ingest them)",
     "foreign_layers": "foreign layers skipped",
 }
 

@@ -13,8 +13,9 @@ extract it):
 * pass two, which extracts, hashes the compressed bytes again, from the same open file, and the
   flat is discarded if they changed in between.
 
-zstd is refused here: DUCC runs every blob through a gzip reader, so such an image would fail
-on unpacked.cern.ch; failing early is the point of a local preview.
+Only gzip layers are read: DUCC runs every blob through ``gzip.NewReader`` (cvmfs/cvmfs
+ducc/lib/image.go ``downloadLayerWithLogger``), so a zstd or an uncompressed layer fails on
+unpacked.cern.ch; refusing it early, naming the layer, is the point of a local preview.
 
 Headers are bounded like Go's ``archive/tar`` (what docker, containerd and DUCC read layers
 with: ``maxSpecialFileSize``, 1 MiB, for a PAX header or GNU long name), and a run of special
@@ -174,12 +175,14 @@ class LayerBlob:
                                  f"manifest says {ref.size}; the layout is corrupt or was "
                                  "tampered with")
         self.magic = os.pread(self.fd, 4, 0)
-        self.gzipped = self.magic.startswith(GZIP_MAGIC)
-        if not self.gzipped and (self.magic == ZSTD_MAGIC or "zstd" in ref.media_type):
+        if not self.magic.startswith(GZIP_MAGIC):
             os.close(self.fd)
-            raise LayerError(f"layer {ref.digest} is zstd-compressed "
+            what = ("zstd-compressed" if self.magic == ZSTD_MAGIC or "zstd" in ref.media_type
+                    else "not compressed")
+            raise LayerError(f"layer {ref.label} is {what} "
                              f"({ref.media_type or 'no media type'}); unpacked.cern.ch only "
-                             "ingests gzip layers: push with --compression-format gzip")
+                             "ingests gzip layers (DUCC reads them with gzip.NewReader): push "
+                             "with --compression-format gzip")
 
     def close(self) -> None:
         os.close(self.fd)
@@ -202,8 +205,7 @@ class LayerBlob:
         limit = 2 * self.budget.limit + STREAM_SLACK if self.budget is not None else None
         too_big = (self.budget.refuse(self.ref.digest, "its uncompressed tar stream is more "
                                       "than twice") if self.budget is not None else None)
-        inflated = cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb") if self.gzipped
-                        else io.BufferedReader(raw, CHUNK))
+        inflated = cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
         plain = HashingReader(inflated, self._algorithm(self.ref.diff_id), limit, too_big)
         try:
             tar = self.guarded(lambda: tarfile.open(  # noqa: SIM115 (closed just below)

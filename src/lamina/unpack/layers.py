@@ -78,7 +78,6 @@ class LayerStats:
     cross_layer_hardlinks: int = 0
     setid_files: int = 0
     dropped_cvmfs: int = 0
-    not_gzip: int = 0
     bytes_written: int = 0  # regular file content, what --max-bytes counts
     dir_opens: int = 0  # directory openat calls: about one per directory, whatever the depth
     notes: dict[str, list[str]] = field(default_factory=dict)
@@ -332,7 +331,7 @@ def _missing_target(rootfs: RootFS, pfd: int, parts: list[str], member: tarfile.
     mtime, as ``PostUpload`` materialises it (``SyncItemDummyFile``)."""
     lower = False
     tfd = rootfs.existing_parent(link_parts, digest, f"{member.name} -> {member.linkname}",
-                                 strict=False)
+                                 strict=True) if link_parts else None  # refuses a symlink
     if tfd is not None:
         try:
             os.stat(link_parts[-1], dir_fd=tfd, follow_symlinks=False)
@@ -350,17 +349,13 @@ def _missing_target(rootfs: RootFS, pfd: int, parts: list[str], member: tarfile.
 
 def apply_layer(rootfs: RootFS, ref: LayerRef, stats: LayerStats,
                 budget: ByteBudget | None = None) -> None:
-    """Apply one layer blob (gzip or plain tar) onto ``rootfs``, after verifying it."""
+    """Apply one gzip layer blob onto ``rootfs``, after verifying it."""
     blob = LayerBlob(ref, budget)
     try:
         with blob.read(verify_content=True) as tar:
             markers, deferred = _scan(tar, ref.digest, budget)
         if deferred is not None:
             raise deferred
-        if not blob.gzipped:
-            stats.not_gzip += 1
-            stats.note("not_gzip", f"{ref.digest} ({ref.media_type or 'no media type'}): "
-                                   "unpacked.cern.ch only ingests gzip layers")
         _apply_markers(rootfs, markers, ref.digest, stats)
         with blob.read(verify_content=False) as tar:
             _extract(rootfs, tar, ref.digest, stats, budget)
