@@ -3,7 +3,8 @@
 The result must be what ``unpacked.cern.ch`` serves (notes/cvmfs-unpacked.md §2.3, §4), so the
 merge follows the OCI layer rules and DUCC's catalog merge:
 
-* Each layer is read twice. The first pass collects whiteouts (``.wh.<name>``) and opaque
+* Each layer is inflated once and its entries read twice. The first pass collects whiteouts
+  (``.wh.<name>``) and opaque
   markers (``.wh..wh..opq``), verifies the layer's digest and DiffID and checks the size cap
   (:mod:`lamina.unpack.blobstream`, :mod:`lamina.unpack.budget`); only then are the markers
   applied, deleting what they hide from the *lower* layers whatever their position in the tar,
@@ -39,6 +40,7 @@ from __future__ import annotations
 import os
 import stat
 import tarfile
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -352,13 +354,15 @@ def apply_layer(rootfs: RootFS, ref: LayerRef, stats: LayerStats,
     """Apply one gzip layer blob onto ``rootfs``, after verifying it."""
     blob = LayerBlob(ref, budget)
     try:
-        with blob.read(verify_content=True) as tar:
-            markers, deferred = _scan(tar, ref.digest, budget)
-        if deferred is not None:
-            raise deferred
-        _apply_markers(rootfs, markers, ref.digest, stats)
-        with blob.read(verify_content=False) as tar:
-            _extract(rootfs, tar, ref.digest, stats, budget)
+        # beside the flat being built: on the filesystem the flat is written to
+        with tempfile.TemporaryFile(dir=rootfs.root.parent, prefix=".spool-") as spool:
+            with blob.read(verify_content=True, spool=spool) as tar:
+                markers, deferred = _scan(tar, ref.digest, budget)
+            if deferred is not None:
+                raise deferred
+            _apply_markers(rootfs, markers, ref.digest, stats)
+            with blob.read_spooled(spool) as tar:
+                _extract(rootfs, tar, ref.digest, stats, budget)
     finally:
         blob.close()
 
