@@ -254,3 +254,14 @@ def test_a_real_directory_at_the_public_path_is_not_replaced(
     result = lamina("unpack", f"oci:{layout}:test", str(out))
     assert result.code == 2
     assert "exists and is not a symlink" in result.err
+
+
+def test_each_layer_blob_is_read_and_inflated_once(lamina: Lamina, tmp_path: Path) -> None:
+    """Pass two reads the spool pass one verified, not the blob: the compressed bytes read
+    are the layers' sizes, once each."""
+    layers = [gz(tar_bytes([f(f"file{i}", "x" * 5000) for i in range(50)])),
+              gz(tar_bytes([f(".wh.file3"), f("upper", "u")]))]
+    flat, data = unpack(lamina, tmp_path, layers)
+    assert not (flat / "file3").exists() and (flat / "upper").read_text() == "u"
+    assert data["flats"][0]["summary"]["blob_bytes_read"] == sum(len(b) for b in layers)
+    assert not list(flat.parent.glob(".spool-*"))  # the spool has no name, leaves nothing

@@ -189,6 +189,7 @@ class LayerBlob:
     def __init__(self, ref: LayerRef, budget: ByteBudget | None) -> None:
         self.ref = ref
         self.budget = budget
+        self.bytes_read = 0  # compressed bytes read, over all passes
         try:
             self.fd = os.open(ref.blob, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         except FileNotFoundError:
@@ -248,6 +249,7 @@ class LayerBlob:
             self.guarded(raw.drain, raw)
             self._check(raw, plain if verify_content else None)
         finally:
+            self.bytes_read += raw.count
             inflated.close()
             raw_file.close()
 

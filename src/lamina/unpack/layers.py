@@ -81,6 +81,7 @@ class LayerStats:
     setid_files: int = 0
     dropped_cvmfs: int = 0
     bytes_written: int = 0  # regular file content, what --max-bytes counts
+    blob_bytes_read: int = 0  # compressed layer bytes read: each blob once
     dir_opens: int = 0  # directory openat calls: about one per directory, whatever the depth
     notes: dict[str, list[str]] = field(default_factory=dict)
 
@@ -364,6 +365,7 @@ def apply_layer(rootfs: RootFS, ref: LayerRef, stats: LayerStats,
             with blob.read_spooled(spool) as tar:
                 _extract(rootfs, tar, ref.digest, stats, budget)
     finally:
+        stats.blob_bytes_read += blob.bytes_read
         blob.close()
 
 
