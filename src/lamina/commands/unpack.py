@@ -10,7 +10,8 @@ from rich.table import Table
 
 from lamina.commands._common import console, load, print_json
 from lamina.errors import UsageError
-from lamina.settings import project_dir
+from lamina.recipe import Recipe
+from lamina.settings import Settings, project_dir
 from lamina.store import Store
 from lamina.unpack import ducc
 from lamina.unpack.budget import budget_for
@@ -73,12 +74,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
+def _project(args: argparse.Namespace) -> tuple[Recipe, Settings] | None:
+    """The project's recipe and settings, read once per command, or None without one."""
+    if not hasattr(args, "_unpack_project"):
+        found = (project_dir(getattr(args, "project", None)) / "recipe.yaml").is_file()
+        args._unpack_project = load(args) if found else None
+    project: tuple[Recipe, Settings] | None = args._unpack_project
+    return project
+
+
 def store_for(args: argparse.Namespace) -> Store:
     """The project's store when there is a project; otherwise --store, LAMINA_STORE or
     ./.lamina/store, so that unpacking a registry image needs no recipe."""
-    if (project_dir(getattr(args, "project", None)) / "recipe.yaml").is_file():
-        _, settings = load(args)
-        return Store(settings.store)
+    project = _project(args)
+    if project is not None:
+        return Store(project[1].store)
     raw = args.store or os.environ.get("LAMINA_STORE") or ".lamina/store"
     return Store(Path(raw).resolve())
 
@@ -87,11 +97,11 @@ def branch_for(args: argparse.Namespace) -> str:
     """--branch, else the branch the recipe's CVMFS merge request targets, else master."""
     if args.branch:
         return str(args.branch)
-    if not (project_dir(getattr(args, "project", None)) / "recipe.yaml").is_file():
+    project = _project(args)
+    if project is None:
         return ducc.MASTER
     from lamina.cvmfs.config import cvmfs_config  # only when there is a recipe
-    recipe, _ = load(args)
-    branch = cvmfs_config(recipe.settings.get("cvmfs")).branch
+    branch = cvmfs_config(project[0].settings.get("cvmfs")).branch
     if branch not in ducc.BRANCHES:
         raise UsageError(f"the recipe's cvmfs branch {branch!r} is neither of "
                          f"{', '.join(ducc.BRANCHES)}: give --branch")
