@@ -67,3 +67,40 @@ def _scan(blob: Path, name: str) -> list[Finding]:
                     if len(head) == 8 and not flags & 1:
                         findings.append(Finding(name, path, "timestamp-based .pyc"))
     return findings
+
+
+def ducc_ingest_warnings(blob: Path, name: str) -> list[str]:
+    """What unpacked.cern.ch will show differently from a container runtime, for one layer.
+
+    DUCC ingests each layer alone (``cvmfs_server ingest --tolerate-missing-hardlinks``,
+    cvmfs/cvmfs ducc/lib/image.go ``IngestIntoCVMFSWithLogger``) and resolves a hardlink only
+    against the entries of the same tar (cvmfs/sync_union_tarball.cc ``PostUpload``): a
+    hardlink to a file of a lower layer becomes an empty file there. Such a link is a
+    warning, naming the file, not a failure. A layer that is not gzip is an error: DUCC reads
+    every layer through ``gzip.NewReader`` and would fail on it, so lamina never stores one."""
+    with blob.open("rb") as raw:
+        if raw.read(2) != b"\x1f\x8b":
+            raise ToolError(f"layer {name} is not gzip-compressed: unpacked.cern.ch reads every "
+                            "layer through gzip.NewReader and could not ingest it")
+    own: set[str] = set()
+    links: list[tuple[str, str]] = []
+    try:
+        with gzip.open(blob, "rb") as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+            for member in tar:
+                path = _tar_path(member.name)
+                if member.islnk():
+                    links.append((path, _tar_path(member.linkname)))
+                elif member.isreg() or member.issym():
+                    own.add(path)
+    except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise ToolError(f"layer hygiene: layer {name} is not a readable tar ({exc})") from None
+    return [f"layer {name}: /{path} is a hardlink to /{target} of a lower layer; "
+            "unpacked.cern.ch shows it as an empty file (DUCC ingests each layer alone): "
+            "copy the file instead"
+            for path, target in links if target not in own]
+
+
+def _tar_path(name: str) -> str:
+    while name.startswith("./"):
+        name = name[2:]
+    return name.lstrip("/")

@@ -44,6 +44,7 @@ class NodeResult:
     tests: list[TestResult] = field(default_factory=list)
     layer_sizes: list[tuple[str, int]] = field(default_factory=list)
     size: int = 0
+    warnings: list[str] = field(default_factory=list)  # built, but a consumer will differ
 
     @property
     def ok(self) -> bool:
@@ -77,6 +78,18 @@ def check_hygiene(staged: StagedImage, unit: BuildUnit) -> None:
         raise ToolError(f"layer hygiene: {shown}{more} (clean up in the same layer)")
 
 
+def ducc_warnings(staged: StagedImage, unit: BuildUnit) -> list[str]:
+    """The node's own layers as unpacked.cern.ch will ingest them (hygiene.ducc_ingest_warnings)."""
+    own = staged.image.layers[-len(unit.layers):] if unit.layers else []
+    warnings: list[str] = []
+    for rendered, desc in zip(unit.layers, own, strict=True):
+        blob = staged.layout.blob_path(str(desc["digest"]))
+        if not blob.is_file():
+            blob = staged.layout.store.blob_path(str(desc["digest"]))
+        warnings += hygiene.ducc_ingest_warnings(blob, rendered.layer.name)
+    return warnings
+
+
 class NodeWork:
     """What one run does for one node, holding that node's lock."""
 
@@ -91,6 +104,7 @@ class NodeWork:
     def do(self, entry: PlanEntry, unit: BuildUnit, log: Path, step: Step) -> NodeResult:
         """Re-plan the node (another run may have built it meanwhile), then do what is left."""
         start = time.monotonic()
+        warnings: list[str] = []
         status, _ = stored_status(self.recipe, self.store, unit)
         if status == UP_TO_DATE:
             sizes, size = size_info(self.store, unit)
@@ -103,17 +117,18 @@ class NodeWork:
                 results = run_tests(self.recipe, unit, self.builder, self.store, log)
         else:
             outcome = BUILT
-            results = self.build(unit, log, step, start)
+            results, warnings = self.build(unit, log, step, start)
         sizes, size = size_info(self.store, unit)
         failed = [r for r in results if not r.passed]
         if failed:
             names = ", ".join(f"{r.spec.name} (exit {r.exit_code})" for r in failed)
             return NodeResult(entry, FAILED, time.monotonic() - start,
-                              f"tests failed: {names}", log, results, sizes, size)
+                              f"tests failed: {names}", log, results, sizes, size, warnings)
         return NodeResult(entry, outcome, time.monotonic() - start, "", log, results, sizes,
-                          size)
+                          size, warnings)
 
-    def build(self, unit: BuildUnit, log: Path, step: Step, start: float) -> list[TestResult]:
+    def build(self, unit: BuildUnit, log: Path, step: Step, start: float
+              ) -> tuple[list[TestResult], list[str]]:
         label = f"{unit.name} {unit.platform}"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(f"lamina build of {label}\nkey {unit.key}\n")
@@ -137,6 +152,7 @@ class NodeWork:
                 raise ToolError(f"the exported {unit.store_ref} does not carry its key")
             step("checking layer hygiene")
             check_hygiene(staged, unit)
+            warnings = ducc_warnings(staged, unit)
             step("collecting the package manifest")
             packages = manifests.parse_probe(self.builder.output_of(unit, manifests.PROBE))
             reports = manifests.reports(manifests.build_manifest(unit, staged.image, packages))
@@ -149,10 +165,10 @@ class NodeWork:
                 tests = results_entry(self.recipe, unit, staged.digest, results)
             record = {**node_record(unit, staged.image), "built_at": int(time.time()),
                       "build_seconds": round(time.monotonic() - start, 1), "log": str(log),
-                      "tests": tests}
+                      "tests": tests, "warnings": warnings}
             step("storing")
             self.store.promote(staged, unit.name, arch, unit.store_ref, record, reports)
-        return results
+        return results, warnings
 
 
 def failure_message(exc: BaseException, step: str) -> str:

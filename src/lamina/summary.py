@@ -55,6 +55,10 @@ def print_summary(results: list[NodeResult], title: str, console: Console) -> No
         log = f" (log: {result.log})" if result.log and str(result.log) not in result.error else ""
         console.print(f"FAILED {result.entry.image} {result.entry.platform}: {result.error}{log}",
                       soft_wrap=True, markup=False)
+    for result in results:
+        for warning in result.warnings:  # built all the same; one line each, like failures
+            console.print(f"WARNING {result.entry.image} {result.entry.platform}: {warning}",
+                          soft_wrap=True, markup=False)
     blocked = [r for r in results if r.outcome == "blocked"]
     built = [r for r in results if r.outcome in ("built", "tested")]
     console.print(f"{len(built)} built or tested, {len(failed)} failed, {len(blocked)} blocked, "

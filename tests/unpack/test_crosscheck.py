@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from lamina.cli import main
+from lamina.store import Store
 from lamina.unpack.singularity import FHS_DIRS, SYMLINKS
 from tests.core.conftest import TREES, CliResult, require_tool
 from tests.exec.conftest import run_lamina
@@ -76,6 +77,19 @@ def test_unpacked_leaf_matches_umoci_plus_singularity_metadata(
     assert injected >= {".singularity.d/env/10-docker2singularity.sh", "singularity"}
     assert {k: v for k, v in ours.items() if k not in injected} == theirs
     assert len(theirs) > 20  # a real tree was compared, not two empty ones
+
+
+def test_the_build_stores_gzip_layers_and_records_no_ducc_warning(built_tiny: Path) -> None:
+    """DUCC reads layers with gzip.NewReader (ducc/lib/image.go): every stored layer is gzip,
+    by media type and by its bytes; the tiny tree makes no cross-layer hardlink."""
+    store = Store(built_tiny / ".lamina/store")
+    for name in ("base", "app", "leaf"):
+        stored = store.get(f"{name}-amd64")
+        assert stored is not None
+        for layer in stored.layers:
+            assert layer["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
+            assert store.blob_path(str(layer["digest"])).read_bytes()[:2] == b"\x1f\x8b"
+        assert store.read_record(name, "amd64")["warnings"] == []
 
 
 def test_exec_runs_in_the_unpacked_leaf_with_the_image_env(

@@ -18,6 +18,7 @@ from tests.unpack.oci import (
     f,
     gz,
     hard,
+    sha256,
     single,
     sym,
     tar_bytes,
@@ -94,30 +95,46 @@ def test_file_and_directory_replace_each_other(lamina: Lamina, tmp_path: Path) -
     assert stat.S_ISDIR(os.lstat(flat / "s").st_mode)
 
 
-def test_hardlinks_and_a_dangling_hardlink_becomes_an_empty_file_with_a_note(
+def test_hardlinks_resolve_within_their_layer_only_as_ducc_ingests_them(
         lamina: Lamina, tmp_path: Path) -> None:
+    """DUCC ingests each layer alone with --tolerate-missing-hardlinks (ducc/lib/image.go
+    IngestIntoCVMFSWithLogger) and resolves a layer's hardlinks after its last entry
+    (cvmfs/sync_union_tarball.cc PostUpload): a target of the same layer, even later in the
+    tar, gives a link; a target of a lower layer, or none, an empty file with the link's own
+    mode (SyncItemDummyFile), which the flat shows over the lower file."""
     base = gz(tar_bytes([f("lower-target", "from below")]))
-    upper = gz(tar_bytes([f("target", "same inode"), hard("link", "target"),
-                          hard("to-lower", "lower-target"),
+    upper = gz(tar_bytes([hard("early", "target"), f("target", "same inode"),
+                          hard("link", "target"),
+                          Entry("to-lower", "hardlink", linkname="lower-target", mode=0o600),
                           Entry("cache/pkg", "hardlink", linkname="var/cache/gone", mode=0o640)]))
     flat, data = unpack(lamina, tmp_path, [base, upper])
     assert os.lstat(flat / "link").st_ino == os.lstat(flat / "target").st_ino
-    assert (flat / "to-lower").read_text() == "from below"
+    assert os.lstat(flat / "early").st_ino == os.lstat(flat / "target").st_ino
+    assert (flat / "lower-target").read_text() == "from below"
+    cross = flat / "to-lower"
+    assert cross.is_file() and cross.read_bytes() == b""
+    assert stat.S_IMODE(os.lstat(cross).st_mode) == 0o600
     dangling = flat / "cache/pkg"
     assert dangling.is_file() and dangling.read_bytes() == b""
     assert stat.S_IMODE(os.lstat(dangling).st_mode) == 0o640
     summary = data["flats"][0]["summary"]
-    assert summary["dangling_hardlinks"] == 1 and summary["hardlinks"] == 2
+    assert summary["hardlinks"] == 2
+    assert summary["cross_layer_hardlinks"] == 1 and summary["dangling_hardlinks"] == 1
+    assert summary["notes"]["cross_layer_hardlinks"] == ["to-lower -> lower-target"]
     assert summary["notes"]["dangling_hardlinks"] == ["cache/pkg -> var/cache/gone"]
 
 
-def test_human_output_mentions_the_dangling_hardlink(lamina: Lamina, tmp_path: Path) -> None:
+def test_human_output_names_the_files_cvmfs_shows_empty(lamina: Lamina, tmp_path: Path) -> None:
     layout = tmp_path / "layout"
-    single(layout, [gz(tar_bytes([hard("lost", "nowhere")]))])
+    single(layout, [gz(tar_bytes([f("usr/lib/libx.so", "elf")])),
+                    gz(tar_bytes([hard("usr/lib/libx.so.1", "usr/lib/libx.so"),
+                                  hard("lost", "nowhere")]))])
     result = lamina("unpack", f"oci:{layout}:test", str(tmp_path / "out"))
     assert result.code == 0, result.err
-    assert "1 hardlinks to missing files made empty files" in result.out
-    assert "lost -> nowhere" in result.out
+    assert ("note (amd64): 1 hardlinks to files of lower layers: empty files on CVMFS (DUCC "
+            "ingests each layer alone): usr/lib/libx.so.1 -> usr/lib/libx.so") in result.out
+    assert ("note (amd64): 1 hardlinks to missing files made empty files (as DUCC, "
+            "cvmfs#4286): lost -> nowhere") in result.out
 
 
 def test_well_known_empty_layer(lamina: Lamina, tmp_path: Path) -> None:
@@ -127,7 +144,7 @@ def test_well_known_empty_layer(lamina: Lamina, tmp_path: Path) -> None:
                                            EMPTY_LAYER])
     assert (flat / "hello").read_text() == "hi"
     summary = data["flats"][0]["summary"]
-    assert summary["files"] == 1 and summary["not_gzip"] == 0
+    assert summary["files"] == 1
 
 
 def test_device_nodes_and_fifos_are_skipped_with_a_note(lamina: Lamina, tmp_path: Path) -> None:
@@ -172,13 +189,21 @@ def test_read_only_directory_of_a_lower_layer_still_receives_upper_files(
     assert stat.S_IMODE(os.lstat(flat / "ro").st_mode) == 0o555
 
 
-def test_uncompressed_layers_apply_with_a_note_and_zstd_is_refused(
+def test_uncompressed_and_zstd_layers_are_refused_in_one_line_naming_the_layer(
         lamina: Lamina, tmp_path: Path) -> None:
+    """DUCC reads every layer through gzip.NewReader (ducc/lib/image.go
+    downloadLayerWithLogger): neither an uncompressed nor a zstd layer is ingested."""
     plain = tar_bytes([f("plain", "p")])
-    flat, data = unpack(lamina, tmp_path, [plain],
-                        media="application/vnd.oci.image.layer.v1.tar")
-    assert (flat / "plain").read_text() == "p"
-    assert data["flats"][0]["summary"]["not_gzip"] == 1
+    layout = tmp_path / "plain-layout"
+    single(layout, [gz(tar_bytes([f("base", "b")])), plain],
+           media="application/vnd.oci.image.layer.v1.tar")
+    refused = lamina("unpack", f"oci:{layout}:test", str(tmp_path / "plain-out"))
+    assert refused.code == 1
+    assert refused.err.strip().splitlines() == [
+        f"lamina: error: layer {sha256(plain)} (2 of 2) is not compressed "
+        "(application/vnd.oci.image.layer.v1.tar); unpacked.cern.ch only ingests gzip layers "
+        "(DUCC reads them with gzip.NewReader): push with --compression-format gzip"]
+    assert not list((tmp_path / "plain-out").glob(".flat/*/*"))
 
     zstd = b"\x28\xb5\x2f\xfd" + b"\0" * 32
     layout = tmp_path / "zstd-layout"
@@ -229,3 +254,14 @@ def test_a_real_directory_at_the_public_path_is_not_replaced(
     result = lamina("unpack", f"oci:{layout}:test", str(out))
     assert result.code == 2
     assert "exists and is not a symlink" in result.err
+
+
+def test_each_layer_blob_is_read_and_inflated_once(lamina: Lamina, tmp_path: Path) -> None:
+    """Pass two reads the spool pass one verified, not the blob: the compressed bytes read
+    are the layers' sizes, once each."""
+    layers = [gz(tar_bytes([f(f"file{i}", "x" * 5000) for i in range(50)])),
+              gz(tar_bytes([f(".wh.file3"), f("upper", "u")]))]
+    flat, data = unpack(lamina, tmp_path, layers)
+    assert not (flat / "file3").exists() and (flat / "upper").read_text() == "u"
+    assert data["flats"][0]["summary"]["blob_bytes_read"] == sum(len(b) for b in layers)
+    assert not list(flat.parent.glob(".spool-*"))  # the spool has no name, leaves nothing

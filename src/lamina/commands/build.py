@@ -136,6 +136,7 @@ def _push_key_tags(recipe: Recipe, store: Store, checked: list[PlanEntry],
 
 def _node_json(r: NodeResult) -> dict[str, Any]:
     return {**r.entry.as_json(), "outcome": r.outcome, "error": r.error,
+            "warnings": r.warnings,
             "log": str(r.log) if r.log else None, "seconds": round(r.seconds, 1),
             "size": r.size, "layer_sizes": [[n, s] for n, s in r.layer_sizes],
             "top_layer_share": round(top_layer_share(r), 4),

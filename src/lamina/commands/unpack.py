@@ -10,10 +10,12 @@ from rich.table import Table
 
 from lamina.commands._common import console, load, print_json
 from lamina.errors import UsageError
-from lamina.settings import project_dir
+from lamina.recipe import Recipe
+from lamina.settings import Settings, project_dir
 from lamina.store import Store
+from lamina.unpack import ducc
 from lamina.unpack.budget import budget_for
-from lamina.unpack.layout import unpack
+from lamina.unpack.layout import UnpackResult, unpack
 from lamina.unpack.source import (
     Source,
     from_layout,
@@ -26,9 +28,10 @@ from lamina.unpack.source import (
 NOTE_TEXT = {
     "skipped_special": "device nodes / fifos skipped",
     "dangling_hardlinks": "hardlinks to missing files made empty files (as DUCC, cvmfs#4286)",
+    "cross_layer_hardlinks": "hardlinks to files of lower layers: empty files on CVMFS (DUCC "
+                             "ingests each layer alone)",
     "setid_files": "setuid/setgid files (no effect on CVMFS unless CVMFS_SUID=yes)",
     "dropped_cvmfs": "CVMFS control files dropped",
-    "not_gzip": "layers not gzip-compressed (unpacked.cern.ch would fail to ingest them)",
     "foreign_layers": "foreign layers skipped",
 }
 
@@ -43,7 +46,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("dir", metavar="DIR", help="output root (stands for "
                                                    "/cvmfs/unpacked.cern.ch)")
     parser.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", default=None,
-                        help="only this platform of a multi-arch image")
+                        help="only this platform of the ones DUCC serves on the branch")
+    parser.add_argument("--branch", choices=list(ducc.BRANCHES), default=None,
+                        help="the unpacked/sync branch to preview: master (DUCC without "
+                             "--multi-arch: an index gives its amd64 image, no .multiarch) or "
+                             "multiarch (every platform under .multiarch, the public path a "
+                             "$(CVMFS_ARCH) variant link); default: the recipe's cvmfs: "
+                             "branch:, else master")
     parser.add_argument("--name", metavar="REGISTRY/REPO:TAG", default=None,
                         help="public path to create (default: the registry reference, or "
                              "localhost/lamina/IMAGE:latest for a store image)")
@@ -65,14 +74,38 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
+def _project(args: argparse.Namespace) -> tuple[Recipe, Settings] | None:
+    """The project's recipe and settings, read once per command, or None without one."""
+    if not hasattr(args, "_unpack_project"):
+        found = (project_dir(getattr(args, "project", None)) / "recipe.yaml").is_file()
+        args._unpack_project = load(args) if found else None
+    project: tuple[Recipe, Settings] | None = args._unpack_project
+    return project
+
+
 def store_for(args: argparse.Namespace) -> Store:
     """The project's store when there is a project; otherwise --store, LAMINA_STORE or
     ./.lamina/store, so that unpacking a registry image needs no recipe."""
-    if (project_dir(getattr(args, "project", None)) / "recipe.yaml").is_file():
-        _, settings = load(args)
-        return Store(settings.store)
+    project = _project(args)
+    if project is not None:
+        return Store(project[1].store)
     raw = args.store or os.environ.get("LAMINA_STORE") or ".lamina/store"
     return Store(Path(raw).resolve())
+
+
+def branch_for(args: argparse.Namespace) -> str:
+    """--branch, else the branch the recipe's CVMFS merge request targets, else master."""
+    if args.branch:
+        return str(args.branch)
+    project = _project(args)
+    if project is None:
+        return ducc.MASTER
+    from lamina.cvmfs.config import cvmfs_config  # only when there is a recipe
+    branch = cvmfs_config(project[0].settings.get("cvmfs")).branch
+    if branch not in ducc.BRANCHES:
+        raise UsageError(f"the recipe's cvmfs branch {branch!r} is neither of "
+                         f"{', '.join(ducc.BRANCHES)}: give --branch")
+    return branch
 
 
 def resolve_source(args: argparse.Namespace) -> Source:
@@ -85,29 +118,42 @@ def resolve_source(args: argparse.Namespace) -> Source:
             raise UsageError("oci: reference needs a path: oci:PATH[:REF]")
         layout = Path(path).resolve()
         public = name or parse_public_name(f"localhost/{(image or 'image').lower()}:latest")
-        return from_layout(layout, image or None, args.platform, public)
+        return from_layout(layout, image or None, public)
     store = store_for(args)
     if is_registry_ref(ref):
-        return from_registry(store, ref, args.platform, name,
+        return from_registry(store, ref, name,
                              tls_verify=args.src_tls_verify == "true",
                              cert_dir=Path(args.src_cert_dir) if args.src_cert_dir else None,
                              authfile=Path(args.authfile) if args.authfile else None)
-    return from_store(store, ref, args.platform, name)
+    return from_store(store, ref, name)
+
+
+BRANCH_TEXT = {ducc.MASTER: "DUCC without --multi-arch",
+               ducc.MULTIARCH: "DUCC --multi-arch"}
 
 
 def run(args: argparse.Namespace) -> int:
     budget = budget_for(args.max_bytes, Path(args.dir))  # a bad size fails before any copy
+    branch = branch_for(args)
     source = resolve_source(args)
-    result = unpack(source, Path(args.dir), budget)
+    result = unpack(source, Path(args.dir), budget, branch=branch, platform=args.platform)
     if args.json:
         print_json({"public": result.public, "path": str(result.public_path),
-                    "target": result.target,
+                    "target": result.target, "branch": result.branch,
+                    "variant_target": result.variant_target, "cvmfs_arch": result.cvmfs_arch,
+                    "resolves": result.resolves,
                     "flats": [{"platform": f.arch_dir, "config_digest": f.config_digest,
                                "path": str(f.path), "reused": f.reused, "summary": f.stats}
                               for f in result.flats]})
         return 0
+    _print(result)
+    return 0
+
+
+def _print(result: UnpackResult) -> None:
     out = console()
-    table = Table(title=f"lamina unpack {result.public}", title_justify="left")
+    table = Table(title=f"lamina unpack {result.public} (branch {result.branch}: "
+                        f"{BRANCH_TEXT[result.branch]})", title_justify="left")
     for column in ("platform", "flat", "files", "dirs", "links", "status"):
         table.add_column(column, overflow="fold")
     for flat in result.flats:
@@ -121,6 +167,12 @@ def run(args: argparse.Namespace) -> int:
         for kind, examples in (flat.stats.get("notes") or {}).items():
             count = flat.stats.get(kind, len(examples))
             out.print(f"note ({flat.arch_dir}): {count} {NOTE_TEXT.get(kind, kind)}: "
-                      f"{', '.join(examples)}{' …' if count > len(examples) else ''}")
-    out.print(f"{result.public_path} -> {result.target}")
-    return 0
+                      f"{', '.join(examples)}{' …' if count > len(examples) else ''}",
+                      soft_wrap=True)
+    out.print(f"{result.public_path} -> {result.target}", soft_wrap=True)
+    if result.variant_target is not None:
+        out.print(f"on CVMFS: -> {result.variant_target} (a variant symlink; here expanded "
+                  f"for CVMFS_ARCH={result.cvmfs_arch})", soft_wrap=True)
+    if not result.resolves:
+        out.print(f"warning: {result.public} leads to no image for CVMFS_ARCH="
+                  f"{result.cvmfs_arch}: DUCC writes no .multiarch link for it", soft_wrap=True)

@@ -9,12 +9,16 @@ extract it):
   the size was checked against the descriptor) and the uncompressed tar stream (it must hash to
   the config's ``rootfs.diff_ids[i]``: image-spec ``config.md``, "Layer DiffID": the digest
   over the layer's uncompressed tar archive). The stream is drained to its end for that, so
-  trailing bytes count. Nothing of the layer is written until both matched;
-* pass two, which extracts, hashes the compressed bytes again, from the same open file, and the
-  flat is discarded if they changed in between.
+  trailing bytes count. Nothing of the layer is written until both matched. It also copies
+  the uncompressed stream to a spool, an unnamed file (``O_TMPFILE``) only this process
+  holds, so the layer is inflated once;
+* pass two, which extracts, reads the spool: exactly the bytes pass one verified, which
+  nobody else can change in between. (Without a spool it reads the blob again and hashes the
+  compressed bytes again, and the flat is discarded if they changed in between.)
 
-zstd is refused here: DUCC runs every blob through a gzip reader, so such an image would fail
-on unpacked.cern.ch; failing early is the point of a local preview.
+Only gzip layers are read: DUCC runs every blob through ``gzip.NewReader`` (cvmfs/cvmfs
+ducc/lib/image.go ``downloadLayerWithLogger``), so a zstd or an uncompressed layer fails on
+unpacked.cern.ch; refusing it early, naming the layer, is the point of a local preview.
 
 Headers are bounded like Go's ``archive/tar`` (what docker, containerd and DUCC read layers
 with: ``maxSpecialFileSize``, 1 MiB, for a PAX header or GNU long name), and a run of special
@@ -43,6 +47,9 @@ from lamina.unpack.rootfs import LayerError
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 CHUNK = 1 << 20
+# tarfile's stream buffer: its default (10 KiB) costs a gzip read per 20 headers; much more
+# costs a copy of the rest of the buffer per 512-byte header (tarfile._Stream.__read)
+TAR_BUFFER = 64 << 10
 STREAM_SLACK = 16 << 20
 MAX_SPECIAL_HEADER = 1 << 20  # Go archive/tar reader.go: maxSpecialFileSize
 MAX_SPECIAL_RUN = 16  # consecutive PAX / GNU long-name headers before one real entry
@@ -128,10 +135,33 @@ class LayerRef:
         return f"{self.digest} ({self.position})" if self.position else self.digest
 
 
+class TeeReader(io.RawIOBase):
+    """Reads through ``inner``, copying every byte to ``sink`` (the spool)."""
+
+    def __init__(self, inner: HashingReader, sink: IO[bytes]) -> None:
+        super().__init__()
+        self.inner = inner
+        self.sink = sink
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        size = self.inner.readinto(buffer)
+        if size:
+            self.sink.write(memoryview(buffer)[:size])
+        return size
+
+    def drain(self) -> None:
+        while self.read(CHUNK):
+            pass
+
+
 class TarPass:
     """One pass over a layer's entries; reading errors become the layer's one-line error."""
 
-    def __init__(self, blob: LayerBlob, tar: tarfile.TarFile, raw: HashingReader) -> None:
+    def __init__(self, blob: LayerBlob, tar: tarfile.TarFile, raw: HashingReader | None
+                 ) -> None:
         self.blob = blob
         self.tar = tar
         self.raw = raw
@@ -159,6 +189,7 @@ class LayerBlob:
     def __init__(self, ref: LayerRef, budget: ByteBudget | None) -> None:
         self.ref = ref
         self.budget = budget
+        self.bytes_read = 0  # compressed bytes read, over all passes
         try:
             self.fd = os.open(ref.blob, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         except FileNotFoundError:
@@ -174,12 +205,14 @@ class LayerBlob:
                                  f"manifest says {ref.size}; the layout is corrupt or was "
                                  "tampered with")
         self.magic = os.pread(self.fd, 4, 0)
-        self.gzipped = self.magic.startswith(GZIP_MAGIC)
-        if not self.gzipped and (self.magic == ZSTD_MAGIC or "zstd" in ref.media_type):
+        if not self.magic.startswith(GZIP_MAGIC):
             os.close(self.fd)
-            raise LayerError(f"layer {ref.digest} is zstd-compressed "
+            what = ("zstd-compressed" if self.magic == ZSTD_MAGIC or "zstd" in ref.media_type
+                    else "not compressed")
+            raise LayerError(f"layer {ref.label} is {what} "
                              f"({ref.media_type or 'no media type'}); unpacked.cern.ch only "
-                             "ingests gzip layers: push with --compression-format gzip")
+                             "ingests gzip layers (DUCC reads them with gzip.NewReader): push "
+                             "with --compression-format gzip")
 
     def close(self) -> None:
         os.close(self.fd)
@@ -188,7 +221,8 @@ class LayerBlob:
         return (digest or "sha256:").partition(":")[0]
 
     @contextmanager
-    def read(self, *, verify_content: bool) -> Iterator[TarPass]:
+    def read(self, *, verify_content: bool, spool: IO[bytes] | None = None
+             ) -> Iterator[TarPass]:
         """The layer's tar entries, for one pass. With ``verify_content`` (pass one) the
         compressed and uncompressed digests are checked when the block ends; without it (pass
         two) only the compressed bytes are checked against pass one. Only errors of reading
@@ -202,30 +236,41 @@ class LayerBlob:
         limit = 2 * self.budget.limit + STREAM_SLACK if self.budget is not None else None
         too_big = (self.budget.refuse(self.ref.digest, "its uncompressed tar stream is more "
                                       "than twice") if self.budget is not None else None)
-        inflated = cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb") if self.gzipped
-                        else io.BufferedReader(raw, CHUNK))
+        inflated = cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
         plain = HashingReader(inflated, self._algorithm(self.ref.diff_id), limit, too_big)
+        stream: HashingReader | TeeReader = plain if spool is None else TeeReader(plain, spool)
         try:
             tar = self.guarded(lambda: tarfile.open(  # noqa: SIM115 (closed just below)
-                fileobj=plain, mode="r|", tarinfo=BoundedTarInfo), raw)
+                fileobj=stream, mode="r|", tarinfo=BoundedTarInfo, bufsize=TAR_BUFFER), raw)
             with tar:
                 yield TarPass(self, tar, raw)
-            if verify_content:
-                self.guarded(plain.drain, raw)
+            if verify_content or spool is not None:
+                self.guarded(stream.drain, raw)
             self.guarded(raw.drain, raw)
             self._check(raw, plain if verify_content else None)
         finally:
+            self.bytes_read += raw.count
             inflated.close()
             raw_file.close()
 
-    def guarded(self, step: Callable[[], T], raw: HashingReader) -> T:
+    @contextmanager
+    def read_spooled(self, spool: IO[bytes]) -> Iterator[TarPass]:
+        """Pass two from the spool pass one filled (and verified)."""
+        spool.seek(0)
+        tar = self.guarded(lambda: tarfile.open(  # noqa: SIM115 (closed just below)
+            fileobj=spool, mode="r|", tarinfo=BoundedTarInfo, bufsize=TAR_BUFFER), None)
+        with tar:
+            yield TarPass(self, tar, None)
+
+    def guarded(self, step: Callable[[], T], raw: HashingReader | None) -> T:
         """Run one read of the layer, turning a read failure into a one-line LayerError."""
         try:
             return step()
         except LayerError:
             raise
         except TAR_ERRORS as exc:
-            self._explain(raw)
+            if raw is not None:
+                self._explain(raw)
             raise LayerError(f"layer {self.ref.digest}: not a readable tar archive: "
                              f"{exc}") from None
 

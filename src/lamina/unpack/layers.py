@@ -3,7 +3,8 @@
 The result must be what ``unpacked.cern.ch`` serves (notes/cvmfs-unpacked.md §2.3, §4), so the
 merge follows the OCI layer rules and DUCC's catalog merge:
 
-* Each layer is read twice. The first pass collects whiteouts (``.wh.<name>``) and opaque
+* Each layer is inflated once and its entries read twice. The first pass collects whiteouts
+  (``.wh.<name>``) and opaque
   markers (``.wh..wh..opq``), verifies the layer's digest and DiffID and checks the size cap
   (:mod:`lamina.unpack.blobstream`, :mod:`lamina.unpack.budget`); only then are the markers
   applied, deleting what they hide from the *lower* layers whatever their position in the tar,
@@ -12,9 +13,14 @@ merge follows the OCI layer rules and DUCC's catalog merge:
   right. Markers never reach the tree.
 * An entry replaces what is at its path, except directory over directory (metadata update,
   children kept). A non-directory replacing a directory removes the whole subtree.
-* Hardlinks point at a path already in the tree (this layer or a lower one). A hardlink whose
-  target does not exist becomes an **empty file** with the entry's mode and a note, as DUCC does
-  since cvmfs#4286 (apt/dnf caches leave such links across layers).
+* Hardlinks are made as DUCC's ingest makes them: it ingests each layer alone
+  (``cvmfs_server ingest --tolerate-missing-hardlinks``, ducc/lib/image.go
+  ``IngestIntoCVMFSWithLogger``), collects a layer's hardlinks and resolves them after its
+  last entry (cvmfs/sync_union_tarball.cc ``ProcessArchiveEntry``, ``PostUpload``). A link to
+  a file of the same layer (wherever it is in the tar) is a link; a link to a file of a
+  *lower* layer, or to nothing, becomes an **empty file** with the link's own mode and mtime
+  (cvmfs#4286), which the flat merge then shows over the lower file. So here too, with a note
+  naming each (``cross_layer_hardlinks``, ``dangling_hardlinks``); apt/dnf caches leave them.
 * Device nodes, FIFOs and unknown entry types are skipped with a note: they cannot be made
   unprivileged and ``/dev`` is bind-mounted at run time anyway.
 * Modes are kept as in the tar, setuid/setgid/sticky included (DUCC's ingest keeps them); they
@@ -34,6 +40,7 @@ from __future__ import annotations
 import os
 import stat
 import tarfile
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,10 +77,11 @@ class LayerStats:
     opaque_dirs: int = 0
     skipped_special: int = 0
     dangling_hardlinks: int = 0
+    cross_layer_hardlinks: int = 0
     setid_files: int = 0
     dropped_cvmfs: int = 0
-    not_gzip: int = 0
     bytes_written: int = 0  # regular file content, what --max-bytes counts
+    blob_bytes_read: int = 0  # compressed layer bytes read: each blob once
     dir_opens: int = 0  # directory openat calls: about one per directory, whatever the depth
     notes: dict[str, list[str]] = field(default_factory=dict)
 
@@ -199,20 +207,33 @@ def _write_file(pfd: int, comp: str, member: tarfile.TarInfo, data: Iterator[byt
         os.close(fd)
 
 
+@dataclass
+class LayerEntries:
+    """What this layer has written so far (non-directories), and its hardlinks, made last."""
+
+    written: set[tuple[str, ...]] = field(default_factory=set)
+    hardlinks: list[tuple[tarfile.TarInfo, list[str], list[str]]] = field(default_factory=list)
+
+
 def _extract(rootfs: RootFS, tar: TarPass, digest: str, stats: LayerStats,
              budget: ByteBudget | None) -> None:
-    """Second pass: create this layer's entries, replacing what is at their paths."""
-    for member in tar.members():
-        try:
-            _extract_one(rootfs, tar, member, digest, stats, budget)
-        except OSError as exc:
-            # a name too long, a full disk: the system's words, and which entry it was
-            raise LayerError(f"layer {digest}: entry {member.name[:200]!r}: "
-                             f"{exc.strerror or exc}") from None
+    """Second pass: create this layer's entries, replacing what is at their paths; then its
+    hardlinks, as DUCC's ingest resolves them after the layer's last entry."""
+    entries = LayerEntries()
+    member: tarfile.TarInfo | None = None
+    try:
+        for member in tar.members():
+            _extract_one(rootfs, tar, member, digest, stats, budget, entries)
+        for member, parts, link_parts in entries.hardlinks:
+            _hardlink(rootfs, member, parts, link_parts, digest, stats, entries)
+    except OSError as exc:
+        # a name too long, a full disk: the system's words, and which entry it was
+        name = member.name[:200] if member is not None else ""
+        raise LayerError(f"layer {digest}: entry {name!r}: {exc.strerror or exc}") from None
 
 
 def _extract_one(rootfs: RootFS, tar: TarPass, member: tarfile.TarInfo, digest: str,
-                 stats: LayerStats, budget: ByteBudget | None) -> None:
+                 stats: LayerStats, budget: ByteBudget | None, entries: LayerEntries) -> None:
     """Create one entry, replacing what is at its path."""
     parts = normalise(member.name, digest)
     if not parts:
@@ -223,9 +244,13 @@ def _extract_one(rootfs: RootFS, tar: TarPass, member: tarfile.TarInfo, digest: 
         stats.dropped_cvmfs += 1
         stats.note("dropped_cvmfs", member.name)
         return
-    link_parts: list[str] = []
     if member.islnk():
         link_parts = normalise(member.linkname, digest, f"hardlink {member.name!r} target")
+        if link_parts != parts:  # a link to itself leaves what is there
+            entries.hardlinks.append((member, parts, link_parts))
+        return
+    if member.isreg() or member.issym():
+        entries.written.add(tuple(parts))
     pfd = rootfs.parent(parts, digest, member.name)
     comp = parts[-1]
     try:
@@ -243,8 +268,6 @@ def _extract_one(rootfs: RootFS, tar: TarPass, member: tarfile.TarInfo, digest: 
             rootfs.dir_meta.set(parts, member.mode, member.mtime)
             stats.dirs += 1
             return
-        if member.islnk() and link_parts == parts:
-            return  # a link to itself: what is there stays
         if existing is not None:
             rootfs.remove(pfd, comp, tuple(parts))
         if member.isreg():
@@ -260,8 +283,6 @@ def _extract_one(rootfs: RootFS, tar: TarPass, member: tarfile.TarInfo, digest: 
             os.symlink(member.linkname, comp, dir_fd=pfd)
             set_mtime(comp, member.mtime, dir_fd=pfd)
             stats.symlinks += 1
-        elif member.islnk():
-            _hardlink(rootfs, pfd, comp, member, link_parts, digest, stats)
         else:
             kind = {tarfile.CHRTYPE: "char device", tarfile.BLKTYPE: "block device",
                     tarfile.FIFOTYPE: "fifo"}.get(member.type, f"type {member.type!r}")
@@ -271,52 +292,80 @@ def _extract_one(rootfs: RootFS, tar: TarPass, member: tarfile.TarInfo, digest: 
         os.close(pfd)
 
 
-def _hardlink(rootfs: RootFS, pfd: int, comp: str, member: tarfile.TarInfo,
-              link_parts: list[str], digest: str, stats: LayerStats) -> None:
-    tfd = (rootfs.existing_parent(link_parts, digest, f"{member.name} -> {member.linkname}",
-                                  strict=True) if link_parts else None)
+def _hardlink(rootfs: RootFS, member: tarfile.TarInfo, parts: list[str], link_parts: list[str],
+              digest: str, stats: LayerStats, entries: LayerEntries) -> None:
+    """Make one hardlink of this layer: to this layer's file, or an empty file (DUCC)."""
+    pfd = rootfs.parent(parts, digest, member.name)
+    comp = parts[-1]
     try:
-        target_mode = None
-        if tfd is not None:
+        if tuple(link_parts) not in entries.written:
+            _missing_target(rootfs, pfd, parts, member, link_parts, digest, stats)
+        else:
+            tfd = rootfs.existing_parent(link_parts, digest,
+                                         f"{member.name} -> {member.linkname}", strict=True)
             try:
-                target_mode = os.stat(link_parts[-1], dir_fd=tfd,
-                                      follow_symlinks=False).st_mode
-            except FileNotFoundError:
-                target_mode = None
-        if target_mode is None:
-            # DUCC (cvmfs#4286): a hardlink to a file that is not there becomes an empty file
-            _write_file(pfd, comp, member, None, None, digest, stats)
-            stats.dangling_hardlinks += 1
-            stats.note("dangling_hardlinks", f"{member.name} -> {member.linkname}")
-            return
-        if stat.S_ISDIR(target_mode):
-            raise LayerError(f"layer {digest}: hardlink {member.name!r} points at directory "
-                             f"{member.linkname!r}")
-        assert tfd is not None
-        os.link(link_parts[-1], comp, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
-        stats.hardlinks += 1
+                if tfd is None or stat.S_ISDIR(os.stat(link_parts[-1], dir_fd=tfd,
+                                                       follow_symlinks=False).st_mode):
+                    raise LayerError(f"layer {digest}: hardlink {member.name!r} points at "
+                                     f"directory {member.linkname!r}")
+                _clear(rootfs, pfd, comp, parts)
+                os.link(link_parts[-1], comp, src_dir_fd=tfd, dst_dir_fd=pfd,
+                        follow_symlinks=False)
+            finally:
+                if tfd is not None:
+                    os.close(tfd)
+            stats.hardlinks += 1
+        entries.written.add(tuple(parts))
     finally:
-        if tfd is not None:
+        os.close(pfd)
+
+
+def _clear(rootfs: RootFS, pfd: int, comp: str, parts: list[str]) -> None:
+    try:
+        os.stat(comp, dir_fd=pfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    rootfs.remove(pfd, comp, tuple(parts))
+
+
+def _missing_target(rootfs: RootFS, pfd: int, parts: list[str], member: tarfile.TarInfo,
+                    link_parts: list[str], digest: str, stats: LayerStats) -> None:
+    """A hardlink whose target is not in its layer: an empty file with the link's mode and
+    mtime, as ``PostUpload`` materialises it (``SyncItemDummyFile``)."""
+    lower = False
+    tfd = rootfs.existing_parent(link_parts, digest, f"{member.name} -> {member.linkname}",
+                                 strict=True) if link_parts else None  # refuses a symlink
+    if tfd is not None:
+        try:
+            os.stat(link_parts[-1], dir_fd=tfd, follow_symlinks=False)
+            lower = True
+        except FileNotFoundError:
+            lower = False
+        finally:
             os.close(tfd)
+    _clear(rootfs, pfd, parts[-1], parts)
+    _write_file(pfd, parts[-1], member, None, None, digest, stats)
+    kind = "cross_layer_hardlinks" if lower else "dangling_hardlinks"
+    setattr(stats, kind, getattr(stats, kind) + 1)
+    stats.note(kind, f"{member.name} -> {member.linkname}")
 
 
 def apply_layer(rootfs: RootFS, ref: LayerRef, stats: LayerStats,
                 budget: ByteBudget | None = None) -> None:
-    """Apply one layer blob (gzip or plain tar) onto ``rootfs``, after verifying it."""
+    """Apply one gzip layer blob onto ``rootfs``, after verifying it."""
     blob = LayerBlob(ref, budget)
     try:
-        with blob.read(verify_content=True) as tar:
-            markers, deferred = _scan(tar, ref.digest, budget)
-        if deferred is not None:
-            raise deferred
-        if not blob.gzipped:
-            stats.not_gzip += 1
-            stats.note("not_gzip", f"{ref.digest} ({ref.media_type or 'no media type'}): "
-                                   "unpacked.cern.ch only ingests gzip layers")
-        _apply_markers(rootfs, markers, ref.digest, stats)
-        with blob.read(verify_content=False) as tar:
-            _extract(rootfs, tar, ref.digest, stats, budget)
+        # beside the flat being built: on the filesystem the flat is written to
+        with tempfile.TemporaryFile(dir=rootfs.root.parent, prefix=".spool-") as spool:
+            with blob.read(verify_content=True, spool=spool) as tar:
+                markers, deferred = _scan(tar, ref.digest, budget)
+            if deferred is not None:
+                raise deferred
+            _apply_markers(rootfs, markers, ref.digest, stats)
+            with blob.read_spooled(spool) as tar:
+                _extract(rootfs, tar, ref.digest, stats, budget)
     finally:
+        stats.blob_bytes_read += blob.bytes_read
         blob.close()
 
 

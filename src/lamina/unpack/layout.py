@@ -3,17 +3,19 @@
 ::
 
     R/.flat/<c0c1>/<c>/                     rootfs + /.singularity.d; c = config digest hex
-    R/<registry>/<repo>:<tag>            -> ../…/.flat/<c0c1>/<c>           (relative)
-    R/.multiarch/<arch>[:<variant>]/<registry>/<repo>:<tag> -> ../…/.flat/…  (index only)
-    R/.multiarch/{x86_64,aarch64,…}      -> <arch dir>                       (uname aliases)
+    R/<registry>/<repo>:<tag>            -> ../…/.flat/<c0c1>/<c>           (master)
+    R/.multiarch/<arch>[:<variant>]/<registry>/<repo>:<tag> -> ../…/.flat/…  (multiarch)
+    R/<registry>/<repo>:<tag>            -> ../…/.multiarch/<CVMFS_ARCH>/…   (multiarch)
+    R/.multiarch/{x86_64,aarch64,…}      -> <arch dir>                       (multiarch)
     R/.lamina/flats/<c>.json                lamina's record: config, layers, summary
 
-For an index (or a store image with several architectures) every platform gets its flat and its
-``.multiarch`` link, and the public path points at ``.multiarch/<uname -m>/…``: on CVMFS it is a
-variant symlink with ``$(CVMFS_ARCH)`` that only the client expands, so a plain link to this
-host's architecture stands in for it. When one platform is unpacked from an index
-(``--platform``, or an index with one usable entry), the public path points straight at its flat,
-as DUCC does for its default amd64 pick.
+What is converted and linked is DUCC's choice for the sync branch (:mod:`lamina.unpack.ducc`):
+on ``master`` an index gives its amd64 flat, linked straight from the public path, and no
+``.multiarch`` tree; on ``multiarch`` every platform gets its flat and its ``.multiarch`` link,
+the alias table is written, and the public path is DUCC's variant symlink
+``../…/.multiarch/$(CVMFS_ARCH:-amd64)/…``. Only a CVMFS client expands ``$(CVMFS_ARCH)``
+(to its ``uname -m``), so here it is written expanded, for this host's ``uname -m`` or for the
+``--platform`` asked for, and the raw target is reported.
 
 A flat is built in a temporary sibling directory and renamed into place, and its record in
 ``R/.lamina/flats`` is written last (atomically): a flat with a record is complete. It is
@@ -36,20 +38,16 @@ from typing import Any
 from lamina.atomic import write_json
 from lamina.errors import LaminaError, UsageError
 from lamina.jsondoc import MiB, read_json
-from lamina.platforms import UNAME
-from lamina.unpack import singularity
+from lamina.unpack import ducc, singularity
 from lamina.unpack.budget import ByteBudget
 from lamina.unpack.documents import ImageConfig, LayoutError
 from lamina.unpack.layers import LayerRef, LayerStats, apply_layers
 from lamina.unpack.removal import remove_path
 from lamina.unpack.rootfs import RootFS
-from lamina.unpack.source import PlatformImage, PublicName, Source
+from lamina.unpack.source import PlatformImage, Source
 
 FOREIGN_MARKERS = ("foreign", "nondistributable")
 RECORD_LIMIT = 16 * MiB  # a record holds the config (at most 4 MiB) and the summary
-# uname -m → OCI architecture, for the $(CVMFS_ARCH) aliases (cvmfs#4170)
-ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "i386": "386",
-           "armhf": "arm", "armel": "arm"}
 
 
 @dataclass
@@ -65,8 +63,12 @@ class FlatResult:
 class UnpackResult:
     public: str
     public_path: Path
-    target: str
+    target: str  # the public link as written here
     flats: list[FlatResult]
+    branch: str
+    variant_target: str | None = None  # multiarch: the raw target DUCC writes on CVMFS
+    cvmfs_arch: str | None = None  # multiarch: the CVMFS_ARCH it was expanded for here
+    resolves: bool = True  # whether the public path leads to a flat
 
 
 def flat_path(out: Path, config_digest: str) -> Path:
@@ -175,8 +177,14 @@ def _inject(rootfs: RootFS, config: dict[str, Any]) -> None:
 def relative_symlink(link: Path, target: Path) -> str:
     """Point ``link`` at ``target`` with a relative path, replacing an older symlink; a real
     file or directory at ``link`` is an error, as for DUCC."""
-    link.parent.mkdir(parents=True, exist_ok=True)
     text = os.path.relpath(target, link.parent)
+    replace_symlink(link, text)
+    return text
+
+
+def replace_symlink(link: Path, text: str) -> None:
+    """Make ``link`` a symlink to ``text``, atomically replacing an older symlink."""
+    link.parent.mkdir(parents=True, exist_ok=True)
     if link.exists() and not link.is_symlink():
         raise UsageError(f"{link} exists and is not a symlink; not replacing it")
     tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}")
@@ -188,46 +196,76 @@ def relative_symlink(link: Path, target: Path) -> str:
     except BaseException:
         tmp.unlink(missing_ok=True)  # Ctrl-C or an error: no temporary link is left behind
         raise
-    return text
 
 
-def host_arch_dir() -> str:
-    machine = host_platform.machine()
-    return ALIASES.get(machine, machine)
-
-
-def _aliases(out: Path, arch_dirs: list[str]) -> None:
-    """``.multiarch/x86_64 -> amd64`` and friends, for the arch directories that exist."""
+def _aliases(out: Path) -> None:
+    """DUCC's ``.multiarch/x86_64 -> amd64`` table (conversion.go archAliases), for the
+    architecture directories that exist."""
     base = out / ".multiarch"
-    present = {d.name for d in base.iterdir() if d.is_dir() and not d.is_symlink()}
-    wanted = dict(ALIASES)
-    wanted.update({uname: arch for arch, uname in UNAME.items()})
-    wanted["arm64"] = "arm64:v8"
-    for alias, arch in wanted.items():
-        candidates = [arch] if arch in present else sorted(
-            p for p in present if p.split(":")[0] == arch)
-        if alias in present or not candidates or candidates[0] == alias:
-            continue
-        relative_symlink(base / alias, base / candidates[0])
+    names = [p for p in base.iterdir()] if base.is_dir() else []
+    present = {p.name for p in names if p.is_dir()}
+    real = {p.name for p in names if p.is_dir() and not p.is_symlink()}
+    for alias, arch in ducc.alias_links(present, real).items():
+        relative_symlink(base / alias, base / arch)
 
 
-def unpack(source: Source, out: Path, budget: ByteBudget | None = None) -> UnpackResult:
-    """Build every chosen platform's flat and the links analysts use."""
+def choose(source: Source, branch: str, platform: str | None) -> list[PlatformImage]:
+    """The manifests DUCC converts from ``source`` on ``branch``, narrowed to ``platform``."""
+    listed = ducc.listed(source.images, source.index_entries)
+    if not listed:
+        if source.index_entries == 1:
+            raise LayoutError(
+                f"{source.what} is an image index with one entry: DUCC serves nothing at "
+                f"{source.name} for it (ducc/lib/image.go FetchManifestList2 keeps an index's "
+                "entries only when it has more than one); publish that entry's manifest "
+                "itself under the tag")
+        raise UsageError(f"{source.what} has no image with a known architecture")
+    chosen = ducc.converted(listed, branch)
+    if platform is None:
+        return chosen
+    parts = platform.split("/")
+    arch = parts[1] if len(parts) > 1 else parts[0]
+    variant = parts[2] if len(parts) > 2 else None
+
+    def fits(image: PlatformImage) -> bool:
+        return image.arch == arch and (variant is None or image.arch_dir == f"{arch}:{variant}")
+
+    picked = [i for i in chosen if fits(i)]
+    if picked:
+        return picked[:1]
+    have = ", ".join(i.arch_dir for i in listed)
+    if any(fits(i) for i in listed):
+        served = ", ".join(i.arch_dir for i in chosen)
+        raise UsageError(f"on the {branch} branch DUCC serves only {served} of {source.what} "
+                         "(ducc/lib/conversion.go filterManifestList); --branch "
+                         f"{ducc.MULTIARCH} previews {platform}")
+    raise UsageError(f"{source.what} has no {platform} image (it has: {have})")
+
+
+def unpack(source: Source, out: Path, budget: ByteBudget | None = None, *,
+           branch: str = ducc.MASTER, platform: str | None = None) -> UnpackResult:
+    """Build the flats DUCC builds for ``branch`` and the links analysts use."""
+    chosen = choose(source, branch, platform)
     out.mkdir(parents=True, exist_ok=True)
     out = out.resolve()
-    name: PublicName = source.name
+    name = source.name
     public = out / name.relpath
-    flats = [build_flat(out, source, image, budget) for image in source.images]
-    if not source.multi:
-        target = relative_symlink(public, flats[0].path)
-        return UnpackResult(str(name), public, target, flats)
-    for flat in flats:
-        relative_symlink(out / ".multiarch" / flat.arch_dir / name.relpath, flat.path)
-    _aliases(out, [f.arch_dir for f in flats])
-    if len(flats) == 1:
-        target = relative_symlink(public, flats[0].path)
+    flats = [build_flat(out, source, image, budget) for image in chosen]
+    if branch == ducc.MASTER:
+        target = ""
+        for flat in flats:  # several only when the index has no amd64: the last one wins
+            target = relative_symlink(public, flat.path)
+        return UnpackResult(str(name), public, target, flats, branch)
+    for image, flat in zip(chosen, flats, strict=True):
+        link = out / ".multiarch" / image.ducc_dir / name.relpath if image.ducc_dir else public
+        relative_symlink(link, flat.path)
+    _aliases(out)
+    raw = ducc.variant_target(name.relpath.as_posix())
+    if platform is not None:
+        cvmfs_arch = ducc.CLIENT_UNAME.get(chosen[0].arch, chosen[0].arch)
     else:
-        machine = host_platform.machine()
-        chosen = machine if (out / ".multiarch" / machine).exists() else flats[0].arch_dir
-        target = relative_symlink(public, out / ".multiarch" / chosen / name.relpath)
-    return UnpackResult(str(name), public, target, flats)
+        cvmfs_arch = host_platform.machine()
+    target = ducc.expand_variant(raw, cvmfs_arch)
+    replace_symlink(public, target)
+    return UnpackResult(str(name), public, target, flats, branch, raw, cvmfs_arch,
+                        public.is_dir())

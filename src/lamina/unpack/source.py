@@ -9,18 +9,20 @@ REF forms:
   it; a reference with neither tag nor digest is refused, as DUCC panics on it.
 * ``oci:PATH[:REF]``: an OCI image layout anywhere; REF is its ref-name annotation (optional
   when the layout holds one image). Public path ``localhost/<REF>:latest`` unless ``--name``.
-* ``IMAGE`` or ``IMAGE-ARCH``: an image of the local store (refs ``<image>-<arch>``). All
-  architectures present in the store count as one multi-arch image. Public path
+* ``IMAGE`` or ``IMAGE-ARCH``: an image of the local store. A published image is its index
+  (``<image>-index``, what the registry serves under the tag); otherwise the architectures
+  built (``<image>-<arch>``): one is a plain manifest, several count as one index. Public path
   ``localhost/lamina/<image>:latest`` unless ``--name``.
 
-Platform choice follows DUCC's multi-arch mode: index entries with architecture ``unknown``
-(BuildKit attestations) are dropped; ``--platform`` keeps one.
+A source lists every manifest below the reference, each with its platform and the name DUCC
+gives its ``.multiarch`` directory; which of them DUCC converts on a sync branch is
+:mod:`lamina.unpack.ducc`'s decision, and ``--platform`` narrows that (:mod:`lamina.unpack.layout`).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lamina.credentials import CredentialStore
@@ -128,11 +130,15 @@ def is_registry_ref(text: str) -> bool:
 
 @dataclass(frozen=True)
 class PlatformImage:
-    """One manifest to unpack and its platform directory name (``arm64:v8``)."""
+    """One manifest to unpack, its platform directory name (``arm64:v8``) and the name DUCC
+    gives it under ``.multiarch`` (conversion.go ``GetNameWithArch``: empty for a plain
+    manifest, which ``GetManifestList`` lists without architecture, and for an index entry
+    without platform)."""
 
     arch_dir: str
     arch: str
     manifest: Manifest
+    ducc_dir: str = ""
 
     @property
     def manifest_digest(self) -> str:
@@ -144,7 +150,8 @@ class Source:
     layout: Path
     name: PublicName
     images: list[PlatformImage]
-    multi: bool  # came from an index (or several store architectures)
+    index_entries: int  # entries of the index the images come from; 0 for a plain manifest
+    what: str = ""  # the reference, for messages
 
     def blob(self, digest: str) -> Path:
         return blob_path(self.layout, digest)
@@ -165,24 +172,29 @@ def _manifest(layout: Path, desc: Descriptor) -> Manifest:
 
 
 def _platform_images(layout: Path, desc: Descriptor, arch_default: str = "amd64"
-                     ) -> tuple[list[PlatformImage], bool]:
-    """The manifests below descriptor ``desc``: itself, or an index's usable entries."""
+                     ) -> tuple[list[PlatformImage], int]:
+    """The manifests below descriptor ``desc`` (itself, or an index's usable entries) and how
+    many entries its index has (0 for a plain manifest)."""
     doc, where = read_blob_document(layout, desc, "manifest")
     if is_index(doc, desc):
         out = []
-        for entry in descriptors(doc, "manifests", where):
-            arch = entry.platform.architecture if entry.platform else "unknown"
+        listed = descriptors(doc, "manifests", where)
+        for entry in listed:
+            if entry.platform is None:
+                # Go's zero value: DUCC keeps it and names no .multiarch directory for it
+                out.append(PlatformImage(arch_default, "", _manifest(layout, entry)))
+                continue
+            arch = entry.platform.architecture
             if arch == "unknown" or not blob_path(layout, entry.digest).exists():
-                continue  # attestations; entries the copy did not bring
-            variant = entry.platform.variant if entry.platform else None
-            arch, name = arch_dir(arch, variant, where)
-            out.append(PlatformImage(name, arch, _manifest(layout, entry)))
-        return out, True
+                continue  # attestations (image.go drops them too); entries not copied
+            arch, name = arch_dir(arch, entry.platform.variant, where)
+            out.append(PlatformImage(name, arch, _manifest(layout, entry), name))
+        return out, len(listed)
     manifest = parse_manifest(doc, desc.digest, where)
     config_doc, config_where = read_blob_document(layout, manifest.config, "config")
     config = parse_config(config_doc, manifest.config.digest, config_where)
     arch, name = arch_dir(config.architecture or arch_default, config.variant, config_where)
-    return [PlatformImage(name, arch, manifest)], False
+    return [PlatformImage(name, arch, manifest)], 0
 
 
 def layout_refs(layout: Path) -> dict[str, Descriptor]:
@@ -196,25 +208,7 @@ def layout_refs(layout: Path) -> dict[str, Descriptor]:
     return refs
 
 
-def _select(images: list[PlatformImage], platform: str | None, what: str
-            ) -> list[PlatformImage]:
-    if not images:
-        raise UsageError(f"{what} has no image with a known architecture")
-    if platform is None:
-        return images
-    parts = platform.split("/")
-    arch = parts[1] if len(parts) > 1 else parts[0]
-    variant = parts[2] if len(parts) > 2 else None
-    chosen = [i for i in images if i.arch == arch
-              and (variant is None or i.arch_dir == f"{arch}:{variant}")]
-    if not chosen:
-        have = ", ".join(i.arch_dir for i in images)
-        raise UsageError(f"{what} has no {platform} image (it has: {have})")
-    return chosen[:1]
-
-
-def from_layout(layout: Path, ref: str | None, platform: str | None,
-                name: PublicName) -> Source:
+def from_layout(layout: Path, ref: str | None, name: PublicName) -> Source:
     index, where = read_index_json(layout)
     descs = descriptors(index, "manifests", where)
     if ref:
@@ -224,13 +218,11 @@ def from_layout(layout: Path, ref: str | None, platform: str | None,
     elif len(descs) != 1:
         raise UsageError(f"the OCI layout {layout} holds {len(descs)} images: name one "
                          "with oci:PATH:REF")
-    images, multi = _platform_images(layout, descs[-1])
-    chosen = _select(images, platform, f"oci:{layout}:{ref or ''}")
-    return Source(layout, name, chosen, multi)
+    images, entries = _platform_images(layout, descs[-1])
+    return Source(layout, name, images, entries, f"oci:{layout}:{ref or ''}")
 
 
-def from_store(store: Store, image: str, platform: str | None,
-               name: PublicName | None) -> Source:
+def from_store(store: Store, image: str, name: PublicName | None) -> Source:
     refs = layout_refs(store.root) if (store.root / "index.json").exists() else {}
     if image in refs:
         base = image
@@ -238,25 +230,30 @@ def from_store(store: Store, image: str, platform: str | None,
             if image.endswith(f"-{arch}"):
                 base = image[:-len(arch) - 1]
         public = name or PublicName("localhost", f"lamina/{base}", "latest")
-        return from_layout(store.root, image, platform, public)
+        return from_layout(store.root, image, public)
+    public = name or PublicName("localhost", f"lamina/{image}", "latest")
+    if f"{image}-index" in refs:  # published: the index the registry serves (publish.py)
+        return from_layout(store.root, f"{image}-index", public)
     found = [(arch, f"{image}-{arch}") for arch in UNAME if f"{image}-{arch}" in refs]
     if not found:
         raise UsageError(f"no image {image!r} in the store {store.root} (build it first, or "
                          "give oci:PATH:REF or a registry reference)")
-    public = name or PublicName("localhost", f"lamina/{image}", "latest")
     images: list[PlatformImage] = []
     for _, ref in found:
-        sub = from_layout(store.root, ref, None, public)
-        images.extend(sub.images)
-    chosen = _select(images, platform, f"store image {image}")
-    return Source(store.root, public, chosen, len(found) > 1)
+        images.extend(from_layout(store.root, ref, public).images)
+    what = f"store image {image}"
+    if len(found) == 1:
+        return Source(store.root, public, images, 0, what)  # published as the manifest itself
+    # several architectures are published as one index of their manifests
+    return Source(store.root, public, [replace(i, ducc_dir=i.arch_dir) for i in images],
+                  len(found), what)
 
 
 def cache_ref(ref: RegistryRef) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", ref.transport.removeprefix("docker://"))
 
 
-def from_registry(store: Store, text: str, platform: str | None, name: PublicName | None,
+def from_registry(store: Store, text: str, name: PublicName | None,
                   *, tls_verify: bool, cert_dir: Path | None, authfile: Path | None) -> Source:
     """Copy the reference (every platform) into the cache layout with skopeo, then read it."""
     ref = parse_registry_ref(text)
@@ -267,4 +264,4 @@ def from_registry(store: Store, text: str, platform: str | None, name: PublicNam
     with credentials.skopeo_authfile(ref.registry, ref.repository) as auth, cache.locked():
         pull(ref.transport, cache.transport(local), tls_verify, cert_dir, auth,
              what=f"copying {ref.transport}", all_images=True)
-    return from_layout(cache.root, local, platform, name or ref.public)
+    return from_layout(cache.root, local, name or ref.public)
