@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from lamina.errors import UsageError
+from lamina.filemodes import copy_tree
 from lamina.render import BuildUnit
 from lamina.settings import Settings
 from lamina.staging import StagingLayout
@@ -83,15 +84,18 @@ class Builder(Protocol):
 def write_context(unit: BuildUnit, context: Path, rootfs_tars: dict[str, Path]) -> Path:
     """Lay out the build context in ``context`` (a new directory private to this run, see
     :func:`lamina.scratch.owned_dir`): the Containerfile and exactly the files the layers
-    read."""
+    read.
+
+    The layers' files are copied with git's modes (:func:`lamina.filemodes.copy_tree`):
+    ``COPY`` takes each file's mode from the context into the layer, and a script may copy
+    its inputs too, so the checkout's umask must stop here. Rootfs tars carry their own
+    modes inside.
+    """
     context.mkdir(parents=True, exist_ok=True)
     for rel, source in sorted(unit.context_files().items()):
         target = context / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, symlinks=True)
-        else:
-            shutil.copy2(source, target, follow_symlinks=False)
+        copy_tree(source, target)
     for name, tar in rootfs_tars.items():
         target = context / name
         try:
