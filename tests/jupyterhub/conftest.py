@@ -17,10 +17,10 @@ import pytest
 
 from lamina.cli import main
 from tests.builders.conftest import docker_engine
-from tests.core.conftest import TREES, lamina, require_tool
+from tests.core.conftest import TREES, lamina, require_tool, tree
 from tests.publish.conftest import tls_registry
 
-__all__ = ["BuiltNotebook", "docker_engine", "lamina", "notebook", "peer", "tls_registry"]
+__all__ = ["BuiltNotebook", "docker_engine", "lamina", "notebook", "peer", "tls_registry", "tree"]
 
 REPO = Path(__file__).resolve().parents[2]
 SITE_CA = Path(os.environ.get("LAMINA_TEST_CA", "/etc/ssl/certs/ca-certificates.crt"))
