@@ -202,7 +202,8 @@ def push_key_tag(store: Store, entry: PlanEntry, target: Target,
     ``localhost/lamina/...`` name and a digest no registry holds) replaced by the parent's
     key tag and the digest this registry holds for it; config and layers are the build's,
     so the key tag costs one small manifest. Deriving it again from a node fetched back
-    from its key tag gives the same bytes.
+    from its key tag gives the same bytes. ``build_digest`` is given by a caller that has
+    verified the stored build already (:func:`publish_image`); without it it is checked here.
     """
     unit = entry.unit
     assert unit is not None
