@@ -105,14 +105,12 @@ def test_a_hub_of_another_release_is_warned_about(
 
 
 def test_an_image_published_in_two_places_needs_an_explicit_repository(
-        lamina: Callable[..., CliResult], tree: Callable[[str], Path],
-        tls_registry: TlsRegistry) -> None:
+        lamina: Callable[..., CliResult], built_tiny: Path, tls_registry: TlsRegistry) -> None:
     """Which registry a hub pulls from is the admin's choice, never a silent pick."""
-    require_tool("buildah")
-    root = tree("tiny")
+    root = built_tiny
     image_file = root / "images/base/image.yaml"
     image_file.write_text(image_file.read_text() + "jupyterhub:\n  display_name: Tiny\n")
-    assert lamina("-C", str(root), "build", "base").code == 0
+    assert lamina("-C", str(root), "build", "base").code == 0  # hub metadata: no new key
     host = tls_registry.host
     digests = {}
     for namespace in ("hep", "lab"):

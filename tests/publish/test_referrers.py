@@ -70,17 +70,9 @@ def foreign(listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [d for d in listed if d["artifactType"] != REPORT]
 
 
-@pytest.fixture
-def built_base(lamina: Callable[..., CliResult], tree: Callable[[str], Path]) -> Path:
-    require_tool("buildah")
-    root = tree("tiny")
-    assert lamina("-C", str(root), "build", "base").code == 0
-    return root
-
-
 def test_tag_schema_index_keeps_other_tools_referrers_and_a_rerun_puts_nothing(
-        lamina: Callable[..., CliResult], built_base: Path, tls_registry: TlsRegistry) -> None:
-    root = str(built_base)
+        lamina: Callable[..., CliResult], built_tiny: Path, tls_registry: TlsRegistry) -> None:
+    root = str(built_tiny)
     host = tls_registry.host
     reg = oci.Registry(f"https://{host}", str(tls_registry.cert_dir / "ca.crt"),
                        (tls_registry.username, tls_registry.password))
@@ -172,10 +164,10 @@ def api_registry(tmp_path: Path) -> Iterator[ReferrersRegistry]:
 
 
 def test_referrers_api_gets_the_referrer_by_digest_and_no_tag(
-        lamina: Callable[..., CliResult], built_base: Path, api_registry: ReferrersRegistry,
+        lamina: Callable[..., CliResult], built_tiny: Path, api_registry: ReferrersRegistry,
         tmp_path: Path) -> None:
     require_tool("skopeo")
-    root = str(built_base)
+    root = str(built_tiny)
     host = api_registry.host
     reg = oci.Registry(f"https://{host}", str(api_registry.tls_dir / "ca.crt"))
     opts = ["--cert-dir", str(api_registry.tls_dir)]
@@ -205,7 +197,7 @@ def test_referrers_api_gets_the_referrer_by_digest_and_no_tag(
 
     # Another machine finds the node by key and fetches it with its reports, through the API.
     fresh = tmp_path / "fresh"
-    shutil.copytree(built_base, fresh, ignore=shutil.ignore_patterns(".lamina"))
+    shutil.copytree(built_tiny, fresh, ignore=shutil.ignore_patterns(".lamina"))
     fetched = lamina("-C", str(fresh), "build", "--push", "--to", f"{host}/hep", "--tag", "v1",
                      "base", "--json", *opts)
     assert fetched.code == 0, fetched.out + fetched.err

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.core.conftest import CliResult, require_tool
+from tests.core.conftest import CliResult
 from tests.publish.conftest import TlsRegistry
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -28,11 +28,8 @@ INDEX = "application/vnd.oci.image.index.v1+json"
 
 
 def test_single_platform_tag_is_the_per_arch_manifest_and_entries_agree(
-        lamina: Callable[..., CliResult], tree: Callable[[str], Path],
-        tls_registry: TlsRegistry) -> None:
-    require_tool("buildah")
-    root = tree("tiny")  # platforms: [linux/amd64]
-    assert lamina("-C", str(root), "build", "base").code == 0
+        lamina: Callable[..., CliResult], built_tiny: Path, tls_registry: TlsRegistry) -> None:
+    root = built_tiny  # platforms: [linux/amd64]
     target = f"{tls_registry.host}/hep"
     published = lamina("-C", str(root), "publish", "base", "--to", target, "--tag", "v1",
                        "--cert-dir", str(tls_registry.cert_dir), "--authfile",
