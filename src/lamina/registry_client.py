@@ -328,7 +328,7 @@ class RegistryClient:
         fall back to the referrers tag schema). A 200 that is not an image index is not
         the API either. Pages (``Link: <...>; rel="next"``) are followed, at most
         :data:`MAX_REFERRER_PAGES`, and only on this registry's origin."""
-        url = f"/v2/{repository}/referrers/{digest}"
+        url = f"{self.scheme}://{self.host}/v2/{repository}/referrers/{digest}"
         found: list[dict[str, Any]] = []
         for _ in range(MAX_REFERRER_PAGES):
             response = self._call("GET", repository, url,
@@ -348,7 +348,7 @@ class RegistryClient:
             following = _next_link(response.headers.get("Link", ""))
             if not following:
                 return found
-            absolute = urljoin(f"{self.scheme}://{self.host}{url}", following)
+            absolute = urljoin(url, following)  # relative to the page that named it
             if origin_of(absolute) != self.origin:
                 raise RegistryError(f"{self.host}: referrers of {digest[:19]} page to "
                                     "another origin")

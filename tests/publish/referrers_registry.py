@@ -12,7 +12,10 @@ opencontainers/distribution-spec ``spec.md`` (967efdc) says and nothing more:
   every manifest in ``<name>`` whose ``subject`` is ``<digest>`` (``artifactType`` from the
   manifest, else its config's media type, omitted for an index without one; the manifest's
   annotations), empty when there are none, 400 for a malformed digest; ``?artifactType=``
-  filters and says so in ``OCI-Filters-Applied``;
+  filters and says so in ``OCI-Filters-Applied``; with ``page_size`` set, the list comes in
+  pages of that many, each but the last with ``Link: <...>; rel="next"`` (RFC 5988, as the
+  spec says); ``endless_pages`` and ``next_elsewhere`` make it misbehave (every page links
+  a next one; the next page is on another host:port);
 * the rest of the API lamina and skopeo use (``/v2/``, blob HEAD/GET/upload, manifest
   HEAD/GET/PUT by tag or digest with ``Docker-Content-Digest``), enough to publish and pull.
 
@@ -48,6 +51,9 @@ class ReferrersRegistry:
     blobs: dict[str, bytes] = field(default_factory=dict)
     # (name, reference) -> (bytes, media type); a manifest is stored by digest and tag
     manifests: dict[tuple[str, str], tuple[bytes, str]] = field(default_factory=dict)
+    page_size: int | None = None
+    endless_pages: bool = False
+    next_elsewhere: str | None = None  # "host:port" the next page link points at
 
     def __post_init__(self) -> None:
         owner = self
@@ -129,6 +135,16 @@ class ReferrersRegistry:
                 headers = {"Content-Type": INDEX}
                 if wanted is not None:
                     headers["OCI-Filters-Applied"] = "artifactType"
+                page = int(query.get("page", ["0"])[0])
+                size = owner.page_size
+                if size is not None:
+                    more = owner.endless_pages or len(listed) > (page + 1) * size
+                    listed = listed[page * size:(page + 1) * size]
+                    if more:
+                        where = (f"https://{owner.next_elsewhere}" if owner.next_elsewhere
+                                 else "")
+                        headers["Link"] = (f'<{where}/v2/{name}/referrers/{digest}'
+                                           f'?page={page + 1}>; rel="next"')
                 self.reply(200, json.dumps({"schemaVersion": 2, "mediaType": INDEX,
                                             "manifests": listed}).encode(), headers)
 

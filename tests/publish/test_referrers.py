@@ -206,3 +206,51 @@ def test_referrers_api_gets_the_referrer_by_digest_and_no_tag(
     assert stored["bomFormat"] == "CycloneDX"
     assert stored["metadata"]["component"]["purl"].count("tag=lamina-") == 1
     assert api_registry.manifest_puts() == puts
+
+
+def test_referrers_api_pages_are_all_read_and_their_number_and_origin_bounded(
+        lamina: Callable[..., CliResult], built_tiny: Path, tmp_path: Path) -> None:
+    """distribution-spec "Listing Referrers": a registry MAY page the list with a ``Link``
+    header. lamina reads every page (its report, listed last, is found: a rerun pushes
+    nothing), follows at most 20, and only on the registry's own origin."""
+    registry = ReferrersRegistry(tmp_path / "paged-certs", page_size=1)
+    try:
+        root = str(built_tiny)
+        host = registry.host
+        reg = oci.Registry(f"https://{host}", str(registry.tls_dir / "ca.crt"))
+        opts = ["--cert-dir", str(registry.tls_dir)]
+
+        def publish(namespace: str) -> CliResult:
+            return lamina("-C", root, "publish", "base", "--to", f"{host}/{namespace}",
+                          "--tag", "v1", *opts)
+
+        assert publish("stage").code == 0
+        release = oci.subject(reg, "stage/base", "v1-amd64")
+        signatures = [sign(reg, "hep/base", release, who) for who in ("alice", "bob")]
+        first = publish("hep")
+        assert first.code == 0, first.out + first.err
+        listed, how = oci.list_referrers(reg, "hep/base", release["digest"])
+        assert how == "api" and len(listed) == 3  # three pages of one
+        assert [d["digest"] for d in foreign(listed)] == signatures
+        assert listed[-1]["artifactType"] == REPORT
+
+        puts = registry.manifest_puts()
+        again = publish("hep")
+        assert again.code == 0, again.out + again.err
+        assert registry.manifest_puts() == puts
+
+        registry.endless_pages = True
+        endless = publish("hep")
+        assert endless.code == 1 and endless.err.count("\n") == 1, endless.err
+        assert endless.err.startswith(f"lamina: error: {host}: referrers of sha256:")
+        assert endless.err.endswith(" in hep/base: more than 20 pages\n")
+
+        registry.endless_pages = False
+        registry.next_elsewhere = "127.0.0.1:9"  # a page on another port: not followed
+        elsewhere = publish("hep")
+        assert elsewhere.code == 1 and elsewhere.err.count("\n") == 1, elsewhere.err
+        assert elsewhere.err.startswith(f"lamina: error: {host}: referrers of sha256:")
+        assert elsewhere.err.endswith(" page to another origin\n")
+        assert registry.manifest_puts() == puts
+    finally:
+        registry.close()
