@@ -98,7 +98,9 @@ def test_a_hub_of_another_release_is_warned_about(
                        "--tag", "v1", "--cert-dir", str(tls_registry.cert_dir), "--authfile",
                        str(tls_registry.authfile))
     assert published.code == 0, published.out + published.err
-    result = lamina("-C", root, "jupyterhub", "--hub-version", "5.5.4")
+    # the session's notebook may be published by another test too: name this publication
+    result = lamina("-C", root, "jupyterhub", "--hub-version", "5.5.4", "--repository",
+                    f"{tls_registry.host}/hub")
     assert result.code == 0, result.err
     assert "singleuser" in result.err and "6.1.1" in result.err and "5.5.4" in result.err
     assert "redirect loops" in result.err
