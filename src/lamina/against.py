@@ -18,9 +18,10 @@ from dataclasses import replace
 from lamina.errors import RegistryError
 from lamina.noderecord import GOOD, check, node_record, tests_entry, tests_hash
 from lamina.plan import BUILD, TEST, UP_TO_DATE, PlanEntry
-from lamina.publish import REPORT_TYPES, cache_tag
+from lamina.publish import cache_tag
 from lamina.recipe import Recipe
 from lamina.render import KEY_LABEL
+from lamina.report_artifact import fetch_reports
 from lamina.store import Store
 from lamina.target import Target, client_for, pull
 
@@ -93,22 +94,11 @@ def fetch_into_store(recipe: Recipe, store: Store, entry: PlanEntry, target: Tar
 
 def _fetch_reports(entry: PlanEntry, target: Target, digest: str) -> dict[str, bytes]:
     """The package manifest and SBOM attached to the key-tagged image (releases re-attach
-    them; ``lamina diff`` reads them), by report name; the client checks each digest."""
-    client = client_for(target)
-    repo = target.path(target.repository(entry.image))
-    artifact = client.manifest(repo, digest.replace(":", "-"))
-    if artifact is None:
-        return {}
-    wanted = {media_type: name for name, media_type in REPORT_TYPES.items()}
-    found: dict[str, bytes] = {}
-    layers = artifact.body.get("layers")
-    for layer in layers if isinstance(layers, list) else []:
-        name = wanted.get(str(layer.get("mediaType"))) if isinstance(layer, dict) else None
-        if name is not None and name not in found:
-            data = client.blob(repo, str(layer.get("digest")))
-            if data:
-                found[name] = data
-    return found
+    them; ``lamina diff`` reads them), by report name, found through the referrers API or
+    the referrers tag schema as any OCI 1.1 client finds them."""
+    assert entry.unit is not None
+    return fetch_reports(client_for(target), target.path(target.repository(entry.image)),
+                         digest, entry.unit.key)
 
 
 def needed_locally(recipe: Recipe, entries: list[PlanEntry], publish: set[str]

@@ -31,8 +31,12 @@ class HubImage:
         return f"{self.repository}@{self.digest}"
 
 
-def hub_images(recipe: Recipe, store: Store, repository_prefix: str | None = None
+def hub_images(recipe: Recipe, store: Store, repository: str | None = None
                ) -> list[HubImage]:
+    """The published images marked for JupyterHub. ``repository`` (``REGISTRY/NS``, as
+    given to ``lamina publish --to``) picks the publication; an image published in more
+    than one place needs it, since a hub must pull from the place its admin chose."""
+    wanted = repository.strip("/") if repository else None
     out: list[HubImage] = []
     for name in recipe.order:
         image = recipe.images[name]
@@ -40,13 +44,20 @@ def hub_images(recipe: Recipe, store: Store, repository_prefix: str | None = Non
         if spec is None:
             continue
         published = store.read_publications(name)
-        choices = {repo: entry for repo, entry in published.items()
-                   if repository_prefix is None or repo.startswith(repository_prefix)}
+        if wanted is not None:
+            choices = {repo: entry for repo, entry in published.items()
+                       if repo == f"{wanted}/{name}"}
+        else:
+            choices = dict(published)
         if not choices:
             raise UsageError(f"{name} is marked for JupyterHub but has not been published"
-                             + (f" under {repository_prefix}" if repository_prefix else "")
+                             + (f" to {wanted}" if wanted else "")
                              + "; run lamina publish first")
-        repo, entry = sorted(choices.items())[0]
+        if len(choices) > 1:
+            places = ", ".join(repo.removesuffix(f"/{name}") for repo in sorted(choices))
+            raise UsageError(f"{name} is published in more than one place ({places}); choose "
+                             "one with --repository REGISTRY/NS")
+        ((repo, entry),) = choices.items()
         extra = {k: spec[k] for k in ("cpu_limit", "mem_limit") if k in spec}
         out.append(HubImage(name, repo, str(entry["tags"][0]), str(entry["index_digest"]),
                             spec.get("display_name", name),

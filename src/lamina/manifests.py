@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 from lamina.errors import ToolError
 from lamina.noderecord import node_record
@@ -104,16 +105,25 @@ def markdown(manifest: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _purl_part(text: str) -> str:
+    """A purl name or version, percent-encoded as the purl spec asks (``:`` of a Debian
+    epoch, ``+`` and ``~`` of Debian versions included)."""
+    return quote(text, safe=".-_")
+
+
 def cyclonedx(manifest: dict[str, Any]) -> dict[str, Any]:
-    """A CycloneDX 1.5 SBOM; its serial number derives from the key, so it is reproducible."""
+    """A CycloneDX 1.5 SBOM of the built image; its serial number derives from the key, so
+    it is reproducible. Its ``metadata.component`` names the build (image name, manifest
+    digest); what is attached to a published image names that image instead
+    (:func:`sbom_for_subject`)."""
     arch = manifest["platform"].split("/")[1]
     components = [
         {"type": "library", "name": name, "version": version,
-         "purl": f"pkg:pypi/{name}@{version}"}
+         "purl": f"pkg:pypi/{_purl_part(name)}@{_purl_part(version)}"}
         for name, version in manifest["packages"].get("pip", {}).items()
     ] + [
         {"type": "library", "name": name, "version": version,
-         "purl": f"pkg:deb/debian/{name}@{version}?arch={arch}"}
+         "purl": f"pkg:deb/debian/{_purl_part(name)}@{_purl_part(version)}?arch={arch}"}
         for name, version in manifest["packages"].get("deb", {}).items()
     ]
     return {
@@ -125,6 +135,26 @@ def cyclonedx(manifest: dict[str, Any]) -> dict[str, Any]:
                                    "version": str(manifest["manifest_digest"])}},
         "components": components,
     }
+
+
+def sbom_for_subject(sbom: bytes, reference: str, digest: str, platform: str) -> bytes:
+    """The node's SBOM as attached to the published image ``reference`` (``registry/ns/
+    image:tag``) with manifest ``digest``: ``metadata.component`` names that image (its
+    repository, digest, and an OCI purl with repository, tag and arch), not the build it
+    was collected from, and the serial number derives from the image, so every attached
+    SBOM has its own and a republish makes the same bytes."""
+    document = json.loads(sbom)
+    repository, _, tag = reference.rpartition(":")
+    name = repository.rsplit("/", 1)[-1]
+    arch = platform.split("/")[1] if "/" in platform else platform
+    purl = (f"pkg:oci/{_purl_part(name)}@{quote(digest, safe='')}?arch={arch}"
+            f"&repository_url={quote(repository, safe='/')}&tag={_purl_part(tag)}")
+    serial = uuid.uuid5(uuid.NAMESPACE_URL, f"{reference}@{digest}")
+    document["serialNumber"] = f"urn:uuid:{serial}"
+    document["metadata"] = {**document.get("metadata", {}), "component": {
+        "type": "container", "bom-ref": f"{repository}@{digest}", "name": repository,
+        "version": digest, "purl": purl}}
+    return (json.dumps(document, indent=2) + "\n").encode()
 
 
 def reports(manifest: dict[str, Any]) -> dict[str, bytes]:

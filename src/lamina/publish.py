@@ -2,16 +2,18 @@
 
 The order is what keeps a tag from ever pointing at something incomplete: every child of an
 index is pushed (and tagged ``<tag>-<arch>`` for the grid and CVMFS) before the index that
-names it, and the index is pushed under ``<tag>`` last. Digests are preserved end to end, so
-a rerun compares what the registry holds with what the store holds and uploads only the
-difference. An index is never assembled with a declared platform missing, and a node whose
-recorded tests did not pass for its current key is never published.
+names it, and the index is pushed under ``<tag>`` last (a single-platform image gets its
+per-arch manifest under ``<tag>``, which is what DUCC can serve). Every pushed per-arch
+image gets the node's reports attached as an OCI 1.1 referrer
+(:mod:`lamina.report_artifact`). Digests are preserved end to end, so a rerun compares
+what the registry holds with what the store holds and uploads only the difference. An
+index is never assembled with a declared platform missing, and a node whose recorded tests
+did not pass for its current key is never published.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import re
@@ -23,16 +25,18 @@ from urllib.parse import urlsplit, urlunsplit
 from lamina.errors import LaminaError, UsageError
 from lamina.http import host_port
 from lamina.noderecord import GOOD, check, tests_hash
+from lamina.ocilayout import OCI_INDEX, OCI_MANIFEST, sha256_digest
 from lamina.plan import EXCLUDED, UP_TO_DATE, PlanEntry
 from lamina.recipe import Recipe
 from lamina.registry_client import RegistryClient
-from lamina.render import KEY_LABEL
+from lamina.render import KEY_LABEL, BuildUnit
+from lamina.report_artifact import EMPTY_CONFIG, attach_reports
 from lamina.store import Store
 from lamina.target import Target, client_for
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 BASE_NAME = "org.opencontainers.image.base.name"
 BASE_DIGEST = "org.opencontainers.image.base.digest"
+PARENT_KEY = "dev.lamina.parent-key"
 
 
 class PublishError(LaminaError):
@@ -124,23 +128,22 @@ def _push(client: RegistryClient, store: Store, digest: str, target: Target, ref
                             target.path(mount_from) if mount_from else None)
 
 
-def write_index(store: Store, image: str, children: list[tuple[PlanEntry, str, int]],
-                annotations: dict[str, str]) -> tuple[str, str]:
-    """Put the multi-arch index into the store as ``<image>-index``; return (digest, ref)."""
-    manifests = []
-    for entry, digest, size in children:
-        manifests.append({
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": digest,
-            "size": size,
-            "platform": {"os": entry.platform.os, "architecture": entry.platform.arch},
-        })
+def index_bytes(children: list[tuple[PlanEntry, str, int]],
+                annotations: dict[str, str]) -> bytes:
+    """The multi-arch index of the release children, as pushed under ``<tag>``.
+
+    It is not kept in the store: a ref naming an index resolves to several manifests, which
+    umoci (``oci/casext/refname.go`` ResolveReference) calls ambiguous, and the children's
+    own refs already hold everything it names; its bytes are a function of the children and
+    the release annotations, so a rerun makes the same digest.
+    """
+    manifests = [{"mediaType": OCI_MANIFEST, "digest": digest, "size": size,
+                  "platform": {"os": entry.platform.os,
+                               "architecture": entry.platform.arch}}
+                 for entry, digest, size in children]
     index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests,
              "annotations": dict(sorted(annotations.items()))}
-    raw = json.dumps(index, separators=(",", ":"), sort_keys=True).encode()
-    ref = f"{image}-index"
-    digest, _ = store.put_manifest(ref, raw, OCI_INDEX)
-    return digest, ref
+    return json.dumps(index, separators=(",", ":"), sort_keys=True).encode()
 
 
 def cache_tag(key: str) -> str:
@@ -153,22 +156,19 @@ def cache_tag(key: str) -> str:
     return "lamina-" + key.removeprefix("sha256:")[:40]
 
 
-def _base_annotations(recipe: Recipe, entry: PlanEntry,
-                      bases: dict[tuple[str, str], tuple[str, str]]) -> dict[str, str]:
-    """``base.name``/``base.digest``: the parent this image was built on, as published."""
-    image = recipe.images[entry.image]
-    unit = entry.unit
-    assert unit is not None
+def _base_annotations(unit: BuildUnit, parent: tuple[str, str] | None) -> dict[str, str]:
+    """``base.name``/``base.digest``: the parent this image was built on, as the registry
+    holds it (``parent``: its reference and digest there, if it holds it), an external
+    parent's reference and digest, else nothing (buildah's ``localhost/lamina/...`` name is
+    never published)."""
+    image = unit.image
     if image.external is not None:
         digest = unit.inputs.get(f"parent {image.external.repository}", "")
-        return {BASE_NAME: image.external.reference,
-                BASE_DIGEST: digest}
+        return {BASE_NAME: image.external.reference, BASE_DIGEST: digest}
     if image.parent_name is not None:
-        out = {"dev.lamina.parent-key": unit.parent_key or ""}
-        published = bases.get((image.parent_name, entry.platform.arch))
-        if published is not None:
-            out[BASE_NAME] = published[0]
-            out[BASE_DIGEST] = published[1]
+        out = {PARENT_KEY: unit.parent_key or ""}
+        if parent is not None:
+            out[BASE_NAME], out[BASE_DIGEST] = parent
         return out
     return {}
 
@@ -193,67 +193,18 @@ def _mount_source(recipe: Recipe, image: str, target: Target) -> str | None:
     return target.repository(parent) if parent else None
 
 
-REPORT_TYPES = {
-    "manifest.json": "application/vnd.dev.lamina.packages.v1+json",
-    "manifest.md": "text/markdown",
-    "cdx.json": "application/vnd.cyclonedx+json",
-}
-REPORT_ARTIFACT = "application/vnd.dev.lamina.report.v1"
-EMPTY_CONFIG = b"{}"
-
-
-def verified_reports(store: Store, image: str, arch: str) -> list[tuple[str, bytes, str]]:
-    """The node's reports that its record vouches for: (report name, bytes, media type)."""
-    out = []
-    for name, media_type in REPORT_TYPES.items():
-        data = store.report(image, arch, name)
-        if data is not None:
-            out.append((name, data, media_type))
-    return out
-
-
-def attach_reports(client: RegistryClient, store: Store, entry: PlanEntry, target: Target,
-                   subject_digest: str, subject_size: int) -> str | None:
-    """Attach the package manifest (JSON, Markdown) and CycloneDX SBOM to a published image.
-
-    An OCI 1.1 artifact whose ``subject`` is the image; tagged with the referrers tag schema
-    (``sha256-<hex>``) as well, because registries older than OCI 1.1 (distribution 2.8)
-    have no referrers API and that tag is how clients find it there. Returns its digest.
-    """
-    files = verified_reports(store, entry.image, entry.platform.arch)
-    if not files:
-        return None
-    repo = target.path(target.repository(entry.image))
-    layers = []
-    arch = entry.platform.arch
-    for name, data, media_type in files:
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        client.push_blob(repo, digest, store.report_path(entry.image, arch, name))
-        layers.append({"mediaType": media_type, "digest": digest, "size": len(data),
-                       "annotations": {"org.opencontainers.image.title": f"{arch}.{name}"}})
-    empty = store.put_blob(EMPTY_CONFIG)
-    client.push_blob(repo, empty, store.blob_path(empty))
-    artifact = {
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "artifactType": REPORT_ARTIFACT,
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty,
-                   "size": len(EMPTY_CONFIG)},
-        "layers": layers,
-        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                    "digest": subject_digest, "size": subject_size},
-    }
-    raw = json.dumps(artifact, separators=(",", ":"), sort_keys=True).encode()
-    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
-    tag = subject_digest.replace(":", "-")
-    if client.manifest_digest(repo, tag) != digest:
-        client.push_manifest(repo, tag, raw, "application/vnd.oci.image.manifest.v1+json")
-    return digest
-
-
 def push_key_tag(store: Store, entry: PlanEntry, target: Target,
                  build_digest: str | None = None, client: RegistryClient | None = None,
                  mount_from: str | None = None) -> str:
-    """Push a built, tested node under its key tag (digest preserved) unless it is there."""
+    """Push a built, tested node under its key tag unless it is there, with its reports.
+
+    What goes out is the built manifest with buildah's local ``base.*`` (the
+    ``localhost/lamina/...`` name and a digest no registry holds) replaced by the parent's
+    key tag and the digest this registry holds for it; config and layers are the build's,
+    so the key tag costs one small manifest. Deriving it again from a node fetched back
+    from its key tag gives the same bytes. ``build_digest`` is given by a caller that has
+    verified the stored build already (:func:`publish_image`); without it it is checked here.
+    """
     unit = entry.unit
     assert unit is not None
     if build_digest is None:
@@ -264,15 +215,23 @@ def push_key_tag(store: Store, entry: PlanEntry, target: Target,
                 record.get("manifest_digest") != stored.manifest_digest:
             raise PublishError(f"{unit.store_ref}: not in the store verified with key "
                                f"{unit.key[:19]}")
-        build_digest = stored.manifest_digest
     client = client or client_for(target)
+    parent = None
+    if unit.image.parent_name is not None and unit.parent_key:
+        parent_ref = f"{target.repository(unit.image.parent_name)}:{cache_tag(unit.parent_key)}"
+        held = remote_digest(client, target, parent_ref)
+        parent = (parent_ref, held) if held else None
+    digest, size = store.derive(unit.store_ref, f"{unit.store_ref}-key",
+                                {**_base_annotations(unit, parent), KEY_LABEL: unit.key},
+                                drop=(BASE_NAME, BASE_DIGEST))
     key_ref = f"{target.repository(entry.image)}:{cache_tag(unit.key)}"
-    if remote_digest(client, target, key_ref) != build_digest:
-        _push(client, store, build_digest, target, key_ref, mount_from)
-        # the reports travel with the key tag too, so a machine that fetches this node
-        # instead of building it gets them back (lamina.against.fetch_into_store)
-        attach_reports(client, store, entry, target, build_digest,
-                       store.blob_path(build_digest).stat().st_size)
+    if remote_digest(client, target, key_ref) != digest:
+        _push(client, store, digest, target, key_ref, mount_from)
+    # the reports travel with the key tag too, so a machine that fetches this node instead
+    # of building it gets them back (lamina.against.fetch_into_store); a rerun finds them
+    # attached and pushes nothing
+    attach_reports(client, store, entry, target.path(target.repository(entry.image)),
+                   key_ref, digest, size)
     return key_ref
 
 
@@ -306,6 +265,7 @@ def publish_image(recipe: Recipe, store: Store, image: str, entries: list[PlanEn
             raise PublishError(f"{image} {platform}: not publishable ({why}); run lamina build")
         built.append((entry, stored.manifest_digest))
     repo = target.repository(image)
+    path = target.path(repo)
     result = ImagePublication(image, platforms=[str(p) for p in declared])
     # 1. per-arch images: the built manifest under its key tag (what plan --against finds),
     #    then a copy annotated for this release under <tag>-<arch>; same config and layers,
@@ -318,8 +278,9 @@ def publish_image(recipe: Recipe, store: Store, image: str, entries: list[PlanEn
         release_ref = f"{unit.store_ref}-release"
         # buildah writes its local parent (localhost/lamina/...) as base.*: never publish that
         digest, size = store.derive(unit.store_ref, release_ref, {
-            **annotations, **_base_annotations(recipe, entry, bases), KEY_LABEL: unit.key},
-            drop=(BASE_NAME, BASE_DIGEST))
+            **annotations, **_base_annotations(unit, bases.get((unit.image.parent_name or "",
+                                                                 entry.platform.arch))),
+            KEY_LABEL: unit.key}, drop=(BASE_NAME, BASE_DIGEST))
         children.append((entry, digest, size))
         for tag in tags:
             reference = f"{repo}:{tag}-{entry.platform.arch}"
@@ -329,24 +290,39 @@ def publish_image(recipe: Recipe, store: Store, image: str, entries: list[PlanEn
             result.tags.append(PushedTag(reference, digest, uploaded))
         bases[(image, entry.platform.arch)] = (f"{repo}:{tags[0]}-{entry.platform.arch}",
                                                digest)
-        reports = attach_reports(client, store, entry, target, digest, size)
+        reports = attach_reports(client, store, entry, path,
+                                 f"{repo}:{tags[0]}-{entry.platform.arch}", digest, size)
         if reports:
             result.reports[entry.platform.arch] = reports
         record = store.read_record(image, entry.platform.arch)
         result.size += int(record.get("size", 0))
-    # 2. the index last, so <tag> never names a child that is not there yet
-    index_digest, _ = write_index(store, image, children, annotations)
-    result.index_digest = index_digest
+    # 2. <tag> last, so it never names a child that is not there yet. A single-platform
+    #    image gets its per-arch manifest itself: DUCC's multi-arch code
+    #    (ducc/lib/image.go FetchManifestList2, 2025-26) keeps no entry of a one-entry index,
+    #    so ConvertWishFlat (ducc/lib/conversion.go) would publish nothing under <tag>,
+    #    while a plain manifest is converted on every DUCC version.
+    if len(children) == 1:
+        tag_digest = children[0][1]
+        tag_type = OCI_MANIFEST
+        raw = store.blob_path(tag_digest).read_bytes()
+    else:
+        raw = index_bytes(children, annotations)
+        tag_digest, tag_type = sha256_digest(raw), OCI_INDEX
+    # stores written before this kept the index as <image>-index (umoci: "ambiguous")
+    store.forget([f"{image}-index"], (sha256_digest(EMPTY_CONFIG),))
+    result.index_digest = tag_digest
     for tag in tags:
         reference = f"{repo}:{tag}"
-        uploaded = remote_digest(client, target, reference) != index_digest
-        if uploaded:
-            _push(client, store, index_digest, target, reference, mount_from)
-        result.tags.append(PushedTag(reference, index_digest, uploaded))
+        uploaded = remote_digest(client, target, reference) != tag_digest
+        if uploaded:  # every child and blob is there already (step 1)
+            client.push_manifest(path, tag, raw, tag_type)
+        result.tags.append(PushedTag(reference, tag_digest, uploaded))
     result.retries = client.retries_used - retries_before
     result.bytes_uploaded = client.bytes_uploaded - bytes_before
     store.record_publication(image, repo, {
-        "tags": tags, "index_digest": index_digest, "platforms": result.platforms,
+        # index_digest: what <tag> names (the per-arch manifest of a single-platform image)
+        "tags": tags, "index_digest": tag_digest, "media_type": tag_type,
+        "platforms": result.platforms,
         "size": result.size,
         "children": {entry.platform.arch: digest for entry, digest, _ in children},
         "keys": {entry.platform.arch: entry.unit.key for entry, _, _ in children

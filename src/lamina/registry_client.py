@@ -17,11 +17,12 @@ later requests fail at once instead of each waiting out its own deadline.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,9 +51,11 @@ MANIFEST_TYPES = ", ".join([
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
 ])
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 TRANSIENT_STATUS = (502, 503, 504)
 REDIRECTS = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 5
+MAX_REFERRER_PAGES = 20
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,18 @@ def _default_retries() -> int:
         return max(0, int(os.environ.get("LAMINA_REGISTRY_RETRIES", "8")))
     except ValueError:
         return 8
+
+
+def _next_link(header: str) -> str:
+    """The target of ``rel="next"`` in a ``Link`` header (RFC 8288), or ""."""
+    for part in header.split(","):
+        target, _, params = part.partition(";")
+        target = target.strip()
+        if target.startswith("<") and target.endswith(">") and any(
+                p.strip().replace(" ", "") in ('rel="next"', "rel=next")
+                for p in params.split(";")):
+            return target[1:-1]
+    return ""
 
 
 def _path(url: str) -> str:
@@ -243,13 +258,28 @@ class RegistryClient:
         raise self._fail(response, f"check blob {digest[:19]} in {repository}")
 
     # -- writing -----------------------------------------------------------------------
-    def push_blob(self, repository: str, digest: str, path: Path,
+    def push_blob(self, repository: str, digest: str, source: Path | bytes,
                   mount_from: str | None = None) -> bool:
         """Make ``digest`` exist in ``repository``; True when bytes were uploaded.
 
-        Starts from the existence check every time, so a retried or resumed push never
-        uploads a blob twice; a blob the parent's repository holds is mounted, not sent.
+        ``source`` is a file or, for small documents lamina makes on the fly (an artifact's
+        empty config, a per-image SBOM), the bytes themselves: nothing is written to the
+        store for them. Starts from the existence check every time, so a retried or resumed
+        push never uploads a blob twice; a blob the parent's repository holds is mounted,
+        not sent.
         """
+        if isinstance(source, bytes):
+            data = source
+
+            def body() -> Any:
+                return io.BytesIO(data)
+            size = len(data)
+        else:
+            path = source
+
+            def body() -> Any:
+                return path.open("rb")
+            size = path.stat().st_size
         for _ in range(self.max_retries + 1):
             if self.blob_exists(repository, digest):
                 return False
@@ -264,9 +294,8 @@ class RegistryClient:
             location = urljoin(f"{self.scheme}://{self.host}/",
                                start.headers.get("Location", ""))
             separator = "&" if "?" in location else "?"
-            size = path.stat().st_size
             done = self._call("PUT", repository, f"{location}{separator}digest={digest}",
-                              push=True, body=lambda: path.open("rb"),
+                              push=True, body=body,
                               headers={"Content-Type": "application/octet-stream",
                                        "Content-Length": str(size)},
                               deadline=upload_deadline(size, self.timeout))
@@ -280,13 +309,52 @@ class RegistryClient:
                             "complete")
 
     def push_manifest(self, repository: str, reference: str, raw: bytes,
-                      media_type: str) -> None:
+                      media_type: str) -> Mapping[str, str]:
+        """PUT a manifest under a tag or its digest; returns the answer's headers (a
+        registry with the referrers API answers ``OCI-Subject`` for a manifest with a
+        ``subject``, distribution-spec "Pushing Manifests with Subject")."""
         response = self._call("PUT", repository, f"/v2/{repository}/manifests/{reference}",
                               push=True, body=lambda: raw,
                               headers={"Content-Type": media_type},
                               deadline=upload_deadline(len(raw), self.timeout))
         if response.status_code not in (200, 201):
             raise self._fail(response, f"push {repository}:{reference}")
+        return response.headers
+
+    def referrers(self, repository: str, digest: str) -> list[dict[str, Any]] | None:
+        """The descriptors the referrers API lists for ``digest``, or None when the
+        registry has no referrers API (it answers 404: distribution-spec "Listing
+        Referrers": a registry that supports it MUST NOT return 404, and a client MUST then
+        fall back to the referrers tag schema). A 200 that is not an image index is not
+        the API either. Pages (``Link: <...>; rel="next"``) are followed, at most
+        :data:`MAX_REFERRER_PAGES`, and only on this registry's origin."""
+        url = f"{self.scheme}://{self.host}/v2/{repository}/referrers/{digest}"
+        found: list[dict[str, Any]] = []
+        for _ in range(MAX_REFERRER_PAGES):
+            response = self._call("GET", repository, url,
+                                  headers={"Accept": OCI_INDEX}, max_bytes=MANIFEST_MAX)
+            if response.status_code == 404:
+                return None
+            if response.status_code != 200:
+                raise self._fail(response, f"referrers of {digest[:19]} in {repository}")
+            try:
+                body = response.json()
+            except ValueError:
+                return None
+            manifests = body.get("manifests") if isinstance(body, dict) else None
+            if not isinstance(manifests, list):
+                return None
+            found += [d for d in manifests if isinstance(d, dict)]
+            following = _next_link(response.headers.get("Link", ""))
+            if not following:
+                return found
+            absolute = urljoin(url, following)  # relative to the page that named it
+            if origin_of(absolute) != self.origin:
+                raise RegistryError(f"{self.host}: referrers of {digest[:19]} page to "
+                                    "another origin")
+            url = absolute
+        raise RegistryError(f"{self.host}: referrers of {digest[:19]} in {repository}: more "
+                            f"than {MAX_REFERRER_PAGES} pages")
 
     def push_from_layout(self, layout: Path, manifest_digest: str, repository: str,
                          reference: str, mount_from: str | None = None) -> int:

@@ -35,6 +35,7 @@ from lamina.ocilayout import (
     StoredImage,
     sha256_digest,
     valid_digest,
+    well_formed,
 )
 from lamina.scratch import owned_dir
 from lamina.staging import StagedImage, StagingLayout
@@ -123,6 +124,49 @@ class Store(OciLayout):
             if not (self.root / "oci-layout").is_file():
                 atomic.write_bytes(self.root / "oci-layout", LAYOUT_FILE)
             atomic.write_json(self.root / "index.json", layout, indent=None, sort_keys=False)
+
+    def reachable(self) -> set[str]:
+        """Every blob a ref reaches: its manifest or index, an index's children, each
+        manifest's config and layers. Unreadable blobs reach nothing further."""
+        seen: set[str] = set()
+        todo = [str(d.get("digest")) for d in self.descriptors()]
+        while todo:
+            digest = todo.pop()
+            if digest in seen or not valid_digest(digest):
+                continue
+            seen.add(digest)
+            raw = self.read_blob(digest)
+            try:
+                document = json.loads(raw) if raw is not None else None
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                document = None
+            if not isinstance(document, dict):
+                continue
+            children = document.get("manifests")
+            for child in children if isinstance(children, list) else []:
+                if isinstance(child, dict):
+                    todo.append(str(child.get("digest")))
+            if well_formed(document):
+                seen.update(str(d["digest"]) for d in [document["config"],
+                                                        *document.get("layers", [])])
+        return seen
+
+    def forget(self, refs: list[str], blobs: tuple[str, ...] = ()) -> None:
+        """Drop ``refs``, then delete each of their blobs, and each of ``blobs``, that no
+        remaining ref reaches: the layout keeps no blob nothing names (``umoci gc`` would
+        otherwise be the only one to notice)."""
+        with self.locked():
+            named = self.refs()
+            candidates = [named[r] for r in refs if r in named] + list(blobs)
+            if not candidates:
+                return
+            if any(r in named for r in refs):
+                self._set_refs({r: None for r in refs})
+            keep = self.reachable()
+            for digest in candidates:
+                if digest not in keep and valid_digest(digest):
+                    with contextlib.suppress(FileNotFoundError):
+                        self.blob_path(digest).unlink()
 
     def put_manifest(self, ref: str, raw: bytes, media_type: str) -> tuple[str, int]:
         """Store a manifest or index blob and name it ``ref``; returns (digest, size)."""

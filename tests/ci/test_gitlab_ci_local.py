@@ -168,11 +168,13 @@ def test_child_pipeline_runs_in_tree_order_and_publishes(
 
     # publish:leaf worked from its parents' results: the tested store of test:leaf (or it
     # would refuse: "not publishable") and publish:app's record, which names the base.
-    index = manifest(tls_registry, "leaf", "v1.0", OCI_INDEX)
-    assert index.status_code == 200, index.text
-    assert [m["platform"]["architecture"] for m in index.json()["manifests"]] == ["amd64"]
+    # (single-platform: <tag> is the amd64 manifest itself, which DUCC serves)
+    tagged = manifest(tls_registry, "leaf", "v1.0", f"{OCI_INDEX}, {OCI_MANIFEST}")
+    assert tagged.status_code == 200, tagged.text
+    assert tagged.headers["Content-Type"] == OCI_MANIFEST
     leaf = manifest(tls_registry, "leaf", "v1.0-amd64", OCI_MANIFEST)
     assert leaf.status_code == 200
+    assert tagged.headers["Docker-Content-Digest"] == leaf.headers["Docker-Content-Digest"]
     app = manifest(tls_registry, "app", "v1.0-amd64", OCI_MANIFEST)
     assert app.status_code == 200
     annotations = leaf.json()["annotations"]
@@ -212,9 +214,10 @@ def test_child_pipeline_runs_in_tree_order_and_publishes(
     assert not failed.lines("test:leaf:amd64", "starting shell")
     assert not failed.lines("publish:leaf", "starting shell")
     assert failed.status("build:app:amd64") == failed.status("publish:app") == "PASS"
-    assert manifest(tls_registry, "leaf", "v2.0", OCI_INDEX).status_code == 404
+    both = f"{OCI_INDEX}, {OCI_MANIFEST}"
+    assert manifest(tls_registry, "leaf", "v2.0", both).status_code == 404
     assert manifest(tls_registry, "leaf", "v2.0-amd64", OCI_MANIFEST).status_code == 404
-    assert manifest(tls_registry, "app", "v2.0", OCI_INDEX).status_code == 200
+    assert manifest(tls_registry, "app", "v2.0", both).status_code == 200
     # build:app found base in the shared store; nothing of the store went through artifacts.
     assert (shared / "lamina/app/published.json").exists()
     exported = list((broken / ".gitlab-ci-local/artifacts").glob("build*app*/.lamina"))

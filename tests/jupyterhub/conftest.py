@@ -18,9 +18,10 @@ import pytest
 from lamina.cli import main
 from tests.builders.conftest import docker_engine
 from tests.core.conftest import TREES, lamina, require_tool
-from tests.publish.conftest import tls_registry
+from tests.publish.conftest import _tiny_with_base_built, built_tiny, tls_registry
 
-__all__ = ["BuiltNotebook", "docker_engine", "lamina", "notebook", "peer", "tls_registry"]
+__all__ = ["BuiltNotebook", "_tiny_with_base_built", "built_tiny", "docker_engine", "lamina",
+           "notebook", "peer", "tls_registry"]
 
 REPO = Path(__file__).resolve().parents[2]
 SITE_CA = Path(os.environ.get("LAMINA_TEST_CA", "/etc/ssl/certs/ca-certificates.crt"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +15,6 @@ from ruamel.yaml import YAML
 from tests.core.conftest import CliResult, require_tool
 from tests.jupyterhub.conftest import BuiltNotebook
 from tests.publish.conftest import TlsRegistry
-
-pytestmark = pytest.mark.slow  # builds the notebook tree: debootstrap + pip, minutes
 
 INDEX = "application/vnd.oci.image.index.v1+json"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -47,6 +46,7 @@ def assert_in_registry(registry: TlsRegistry, reference: str) -> str:
     return match["digest"]
 
 
+@pytest.mark.slow  # builds the notebook tree: debootstrap + pip, minutes
 def test_values_pin_published_images_that_exist_in_the_registry(
         notebook: BuiltNotebook, lamina: Callable[..., CliResult],
         tls_registry: TlsRegistry) -> None:
@@ -89,6 +89,7 @@ def test_values_pin_published_images_that_exist_in_the_registry(
         [profile["kubespawner_override"]["image"]]
 
 
+@pytest.mark.slow
 def test_a_hub_of_another_release_is_warned_about(
         notebook: BuiltNotebook, lamina: Callable[..., CliResult],
         tls_registry: TlsRegistry) -> None:
@@ -97,7 +98,44 @@ def test_a_hub_of_another_release_is_warned_about(
                        "--tag", "v1", "--cert-dir", str(tls_registry.cert_dir), "--authfile",
                        str(tls_registry.authfile))
     assert published.code == 0, published.out + published.err
-    result = lamina("-C", root, "jupyterhub", "--hub-version", "5.5.4")
+    # the session's notebook may be published by another test too: name this publication
+    result = lamina("-C", root, "jupyterhub", "--hub-version", "5.5.4", "--repository",
+                    f"{tls_registry.host}/hub")
     assert result.code == 0, result.err
     assert "singleuser" in result.err and "6.1.1" in result.err and "5.5.4" in result.err
     assert "redirect loops" in result.err
+
+
+def test_an_image_published_in_two_places_needs_an_explicit_repository(
+        lamina: Callable[..., CliResult], built_tiny: Path, tls_registry: TlsRegistry) -> None:
+    """Which registry a hub pulls from is the admin's choice, never a silent pick."""
+    root = built_tiny
+    image_file = root / "images/base/image.yaml"
+    image_file.write_text(image_file.read_text() + "jupyterhub:\n  display_name: Tiny\n")
+    assert lamina("-C", str(root), "build", "base").code == 0  # hub metadata: no new key
+    host = tls_registry.host
+    digests = {}
+    for namespace in ("hep", "lab"):
+        published = lamina("-C", str(root), "publish", "base", "--to", f"{host}/{namespace}",
+                           "--tag", "v1", "--cert-dir", str(tls_registry.cert_dir),
+                           "--authfile", str(tls_registry.authfile), "--json")
+        assert published.code == 0, published.out + published.err
+        digests[namespace] = published.json()[0]["index_digest"]
+
+    ambiguous = lamina("-C", str(root), "jupyterhub")
+    assert ambiguous.code == 2 and ambiguous.out == ""
+    assert ambiguous.err == (f"lamina: error: base is published in more than one place "
+                             f"({host}/hep, {host}/lab); choose one with --repository "
+                             "REGISTRY/NS\n")
+
+    chosen = lamina("-C", str(root), "jupyterhub", "--repository", f"{host}/lab")
+    assert chosen.code == 0, chosen.err
+    values = YAML(typ="safe").load(chosen.out)
+    image = values["singleuser"]["profileList"][0]["kubespawner_override"]["image"]
+    assert image == f"{host}/lab/base@{digests['lab']}"
+    assert assert_in_registry(tls_registry, image) == digests["lab"]
+
+    elsewhere = lamina("-C", str(root), "jupyterhub", "--repository", f"{host}/other")
+    assert elsewhere.code == 2
+    assert elsewhere.err == (f"lamina: error: base is marked for JupyterHub but has not been "
+                             f"published to {host}/other; run lamina publish first\n")

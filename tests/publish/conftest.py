@@ -14,9 +14,31 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.core.conftest import lamina, require_tool, tree
+from lamina.cli import main
+from tests.core.conftest import TREES, lamina, require_tool, tree
 
-__all__ = ["TlsRegistry", "lamina", "tls_registry", "tree"]
+__all__ = ["TlsRegistry", "built_tiny", "lamina", "tls_registry", "tree"]
+
+
+@pytest.fixture(scope="session")
+def _tiny_with_base_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny tree with ``base`` built and tested, once per session (a build takes ~15 s;
+    the publish tests only need a built node to push)."""
+    require_tool("buildah")
+    root = tmp_path_factory.mktemp("built") / "tiny"
+    shutil.copytree(TREES / "tiny", root, symlinks=True,
+                    ignore=shutil.ignore_patterns(".lamina"))
+    assert main(["-C", str(root), "build", "base"]) == 0
+    return root
+
+
+@pytest.fixture
+def built_tiny(_tiny_with_base_built: Path, tmp_path: Path) -> Path:
+    """A private copy of the tiny tree with ``base`` built (its own store: what one test
+    publishes or records is not seen by another)."""
+    root = tmp_path / "tiny"
+    shutil.copytree(_tiny_with_base_built, root, symlinks=True)
+    return root
 
 
 def free_port() -> int:

@@ -53,6 +53,16 @@ def test_build_push_then_a_fresh_machine_builds_and_uploads_nothing(
     assert notes["org.opencontainers.image.base.name"] == f"{target}/app:v1-amd64"
     assert notes["org.opencontainers.image.base.digest"] == app.headers["Docker-Content-Digest"]
     assert notes["dev.lamina.key"].startswith("sha256:")
+    # so does its key-tagged build, with the parent's key tag as the registry holds it, not
+    # buildah's local name (localhost/lamina/...) and local digest
+    key_tag = f"lamina-{notes['dev.lamina.key'].removeprefix('sha256:')[:40]}"
+    built = tls_registry.get(f"/v2/hep/leaf/manifests/{key_tag}", MANIFEST).json()
+    parent = built["annotations"]["org.opencontainers.image.base.name"]
+    assert parent.startswith(f"{target}/app:lamina-")
+    held = tls_registry.get(f"/v2/hep/app/manifests/{parent.rsplit(':', 1)[1]}", MANIFEST)
+    assert built["annotations"]["org.opencontainers.image.base.digest"] == \
+        held.headers["Docker-Content-Digest"]
+    assert "localhost" not in json.dumps(built)
 
     # Another machine: same tree, empty store. The plan sees everything in the registry with
     # at most two requests per node.
@@ -92,6 +102,7 @@ def test_build_push_then_a_fresh_machine_builds_and_uploads_nothing(
     assert third.code == 0, third.err + third.out
     outcomes = {n["image"]: n["outcome"] for n in third.json()["nodes"]}
     assert outcomes == {"base": "up-to-date", "app": "up-to-date", "leaf": "built"}
-    # leaf's new layer and its config, plus its new package manifest (JSON, Markdown) and
-    # SBOM attached to the release; nothing of base or app
-    assert tls_registry.blob_uploads() - uploads == 5
+    # leaf's new layer and its config, its new package manifest (JSON, Markdown) and two
+    # SBOMs (one naming the key-tagged image, one the v2 release); of base and app only the
+    # SBOM of their v2 release images (an SBOM names the image it is attached to)
+    assert tls_registry.blob_uploads() - uploads == 8

@@ -23,7 +23,8 @@ def index_refusing_proxy(tls_registry: TlsRegistry) -> Iterator[FaultyProxy]:
     def refuse_index(method: str, path: str, headers: dict[str, str],
                      body: bytes) -> tuple[int, bytes] | None:
         content_type = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
-        if method == "PUT" and "/manifests/" in path and content_type == INDEX:
+        # the release index only (referrers indexes are pushed as the same media type)
+        if method == "PUT" and path.endswith("/manifests/v9") and content_type == INDEX:
             return 500, ERROR
         return None
 
@@ -36,6 +37,8 @@ def test_registry_500_on_the_index_fails_clearly_and_tags_nothing(
         lamina: Callable[..., CliResult], tree: Callable[[str], Path],
         tls_registry: TlsRegistry, index_refusing_proxy: FaultyProxy) -> None:
     root = tree("tiny")
+    recipe = root / "recipe.yaml"  # two platforms: <tag> is an index (one: the manifest)
+    recipe.write_text(recipe.read_text().replace("[linux/amd64]", "[linux/amd64, linux/arm64]"))
     assert lamina("-C", str(root), "build", "base").code == 0
     auth = root / "auth.json"
     auth.write_text(tls_registry.authfile.read_text().replace(tls_registry.host,
@@ -48,10 +51,12 @@ def test_registry_500_on_the_index_fails_clearly_and_tags_nothing(
     assert result.err == (f"lamina: error: {index_refusing_proxy.host}: push hep/base:v9: "
                           "registry answered 500: UNKNOWN injected failure\n")
     assert index_refusing_proxy.faults >= 1
-    # the per-arch image went out, the index tag never appeared
-    assert tls_registry.get("/v2/hep/base/manifests/v9-amd64",
-                            "application/vnd.oci.image.manifest.v1+json").status_code == 200
-    assert tls_registry.get("/v2/hep/base/manifests/v9", INDEX).status_code == 404
+    # the per-arch images went out, the index tag never appeared
+    for arch in ("amd64", "arm64"):
+        assert tls_registry.get(f"/v2/hep/base/manifests/v9-{arch}",
+                                MANIFEST).status_code == 200
+    assert tls_registry.get("/v2/hep/base/manifests/v9", f"{INDEX}, {MANIFEST}"
+                            ).status_code == 404
 
 
 def test_flaky_registry_30_percent_502_or_dropped_publish_succeeds_with_counted_retries(
@@ -88,11 +93,15 @@ def test_flaky_registry_30_percent_502_or_dropped_publish_succeeds_with_counted_
         assert proxy.faults > 5 and retries >= proxy.faults - 2  # token/ping answers count
         assert retries <= 8 * 40  # bounded
         for image in ("base", "app", "leaf"):
-            index = tls_registry.get(f"/v2/hep/{image}/manifests/v5", INDEX)
-            assert index.status_code == 200
-            for child in index.json()["manifests"]:
-                assert tls_registry.get(f"/v2/hep/{image}/manifests/{child['digest']}",
-                                        MANIFEST).status_code == 200
+            # single-platform: <tag> is the per-arch manifest, with every blob it names
+            tagged = tls_registry.get(f"/v2/hep/{image}/manifests/v5", f"{INDEX}, {MANIFEST}")
+            assert tagged.status_code == 200 and tagged.headers["Content-Type"] == MANIFEST
+            assert tagged.headers["Docker-Content-Digest"] == tls_registry.get(
+                f"/v2/hep/{image}/manifests/v5-amd64", MANIFEST).headers["Docker-Content-Digest"]
+            body = tagged.json()
+            for desc in [body["config"], *body["layers"]]:
+                assert tls_registry.get(f"/v2/hep/{image}/blobs/{desc['digest']}"
+                                        ).status_code == 200
         table = lamina("-C", str(root), "publish", "--to", f"{proxy.host}/hep", "--tag",
                        "v5", "--insecure-loopback", "--authfile", str(auth))
         assert table.code == 0

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.core.conftest import CliResult, require_tool
+from tests.publish import oci_referrers_reader as oci
 from tests.publish.conftest import TlsRegistry
 
 INDEX = "application/vnd.oci.image.index.v1+json"
@@ -21,6 +24,7 @@ def test_publish_multiarch_index_and_rerun_uploads_nothing(
         tls_registry: TlsRegistry, tmp_path: Path) -> None:
     require_tool("buildah")
     require_tool("skopeo")
+    require_tool("umoci")
     root = tree("tiny")
     recipe = root / "recipe.yaml"
     recipe.write_text(recipe.read_text().replace("[linux/amd64]", "[linux/amd64, linux/arm64]"))
@@ -65,19 +69,50 @@ def test_publish_multiarch_index_and_rerun_uploads_nothing(
                            "application/vnd.oci.image.manifest.v1+json")
     assert arm.status_code == 200
 
-    # The package manifest and SBOM are attached to each per-arch image (OCI 1.1 subject,
-    # found through the referrers tag schema on a registry without the referrers API).
+    # The package manifest and SBOM are attached to each per-arch image as an OCI 1.1
+    # referrer, found through the referrers tag schema on a registry without the API.
     arm_digest = arm.headers["Docker-Content-Digest"]
-    report = tls_registry.get(f"/v2/hep/leaf/manifests/{arm_digest.replace(':', '-')}",
-                              "application/vnd.oci.image.manifest.v1+json").json()
+    reader = oci.Registry(f"https://{tls_registry.host}", str(tls_registry.cert_dir / "ca.crt"),
+                          (tls_registry.username, tls_registry.password))
+    listed, how = oci.list_referrers(reader, "hep/leaf", arm_digest,
+                                     "application/vnd.dev.lamina.report.v1")
+    assert how == "tag" and len(listed) == 1
+    report, _, _ = oci.manifest(reader, "hep/leaf", listed[0]["digest"])
     assert report["subject"]["digest"] == arm_digest
-    assert report["artifactType"] == "application/vnd.dev.lamina.report.v1"
     by_type = {layer["mediaType"]: layer["digest"] for layer in report["layers"]}
-    sbom = tls_registry.get(f"/v2/hep/leaf/blobs/{by_type['application/vnd.cyclonedx+json']}")
-    assert sbom.json()["bomFormat"] == "CycloneDX"
-    packages = tls_registry.get(
-        f"/v2/hep/leaf/blobs/{by_type['application/vnd.dev.lamina.packages.v1+json']}").json()
+    sbom = json.loads(oci.blob(reader, "hep/leaf", by_type["application/vnd.cyclonedx+json"]))
+    assert sbom["bomFormat"] == "CycloneDX"
+    assert sbom["metadata"]["component"]["version"] == arm_digest
+    packages = json.loads(oci.blob(reader, "hep/leaf",
+                                   by_type["application/vnd.dev.lamina.packages.v1+json"]))
     assert packages["platform"] == "linux/arm64"
+
+    # umoci reads the store after build + publish: every ref resolves to exactly one image
+    # (umoci's "tag is ambiguous" is a ref resolving to several, oci/casext/refname.go), can
+    # be unpacked, and no blob is left that no ref reaches (umoci gc removes nothing).
+    store = root / ".lamina/store"
+    refs = subprocess.run(["umoci", "ls", "--layout", str(store)], check=True,
+                          capture_output=True, text=True, timeout=60).stdout.split()
+    # built nodes, and for the published leaf its key-tag and release copies; no index ref
+    assert sorted(refs) == sorted(
+        [f"{image}-{arch}" for image in ("base", "app", "leaf") for arch in ("amd64", "arm64")]
+        + [f"leaf-{arch}-{copy}" for arch in ("amd64", "arm64") for copy in ("key", "release")])
+    for ref in refs:
+        stat = subprocess.run(["umoci", "stat", "--image", f"{store}:{ref}"],
+                              capture_output=True, text=True, timeout=60)
+        assert stat.returncode == 0, (ref, stat.stderr)
+    for ref in ("leaf-arm64-release", "leaf-amd64-key", "base-amd64"):
+        unpacked = subprocess.run(["umoci", "unpack", "--image", f"{store}:{ref}",
+                                   str(tmp_path / f"umoci-{ref}")],
+                                  capture_output=True, text=True, timeout=120)
+        assert unpacked.returncode == 0, (ref, unpacked.stderr)
+    copy = tmp_path / "store-copy"
+    shutil.copytree(store, copy, ignore=shutil.ignore_patterns("lamina"))
+    blobs = sorted(p.name for p in (copy / "blobs/sha256").iterdir())
+    subprocess.run(["umoci", "gc", "--layout", str(copy)], check=True, capture_output=True,
+                   timeout=60)
+    assert sorted(p.name for p in (copy / "blobs/sha256").iterdir()) == blobs
+    assert hashlib.sha256(b"{}").hexdigest() not in blobs
 
     # The arm64 image pulled back from the registry runs under qemu.
     pulled = tmp_path / "pulled"
@@ -85,7 +120,6 @@ def test_publish_multiarch_index_and_rerun_uploads_nothing(
                     "--authfile", str(tls_registry.authfile),
                     f"docker://{target}/leaf:v1.0-arm64", f"oci:{pulled}:leaf"],
                    check=True, capture_output=True)
-    require_tool("umoci")
     subprocess.run(["umoci", "unpack", "--image", f"{pulled}:leaf", str(tmp_path / "b")],
                    check=True, capture_output=True)
     uname = subprocess.run(["chroot", str(tmp_path / "b/rootfs"), "/bin/uname", "-m"],

@@ -129,8 +129,10 @@ def test_no_byte_of_the_password_is_printed_written_or_pushed(
     assert [p.name for p in scratch.iterdir() if p.name.startswith("lamina-auth-")] == []
     assert password not in pipeline and "$LAMINA_REGISTRY_PASSWORD" not in pipeline
 
-    # the source annotation keeps the remote, without its userinfo
-    index = json.loads(tls_registry.get("/v2/hep/leaf/manifests/v1",
-                                        "application/vnd.oci.image.index.v1+json").text)
-    assert index["annotations"]["org.opencontainers.image.source"] == (
+    # the source annotation keeps the remote, without its userinfo (a single-platform
+    # image: <tag> is its per-arch manifest)
+    tagged = tls_registry.get("/v2/hep/leaf/manifests/v1",
+                              "application/vnd.oci.image.manifest.v1+json")
+    assert tagged.headers["Content-Type"] == "application/vnd.oci.image.manifest.v1+json"
+    assert json.loads(tagged.text)["annotations"]["org.opencontainers.image.source"] == (
         "https://gitlab.example.org/hep/tiny.git")

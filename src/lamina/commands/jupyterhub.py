@@ -21,8 +21,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "jupyterhub", help="z2jh Helm values / KubeSpawner profile_list for published "
                            "notebook images, pinned by digest")
     parser.add_argument("--format", choices=["z2jh", "kubespawner"], default="z2jh")
-    parser.add_argument("--repository", default=None, metavar="PREFIX",
-                        help="choose the publication under this registry/namespace prefix")
+    parser.add_argument("--repository", default=None, metavar="REGISTRY/NS",
+                        help="the publication to pin (the REGISTRY/NAMESPACE given to lamina "
+                             "publish --to); required when an image is published in more "
+                             "than one place")
     parser.add_argument("--hub-version", default=None,
                         help="hub's JupyterHub version to check the images against "
                              "(default: recipe jupyterhub.hub_version)")

@@ -9,9 +9,9 @@ REF forms:
   it; a reference with neither tag nor digest is refused, as DUCC panics on it.
 * ``oci:PATH[:REF]``: an OCI image layout anywhere; REF is its ref-name annotation (optional
   when the layout holds one image). Public path ``localhost/<REF>:latest`` unless ``--name``.
-* ``IMAGE`` or ``IMAGE-ARCH``: an image of the local store. A published image is its index
-  (``<image>-index``, what the registry serves under the tag); otherwise the architectures
-  built (``<image>-<arch>``): one is a plain manifest, several count as one index. Public path
+* ``IMAGE`` or ``IMAGE-ARCH``: an image of the local store, as ``lamina publish`` pushes it
+  under the tag (:mod:`lamina.publish`): the architectures built (``<image>-<arch>``), one as
+  the plain manifest itself, several as one index of their manifests. Public path
   ``localhost/lamina/<image>:latest`` unless ``--name``.
 
 A source lists every manifest below the reference, each with its platform and the name DUCC
@@ -232,8 +232,6 @@ def from_store(store: Store, image: str, name: PublicName | None) -> Source:
         public = name or PublicName("localhost", f"lamina/{base}", "latest")
         return from_layout(store.root, image, public)
     public = name or PublicName("localhost", f"lamina/{image}", "latest")
-    if f"{image}-index" in refs:  # published: the index the registry serves (publish.py)
-        return from_layout(store.root, f"{image}-index", public)
     found = [(arch, f"{image}-{arch}") for arch in UNAME if f"{image}-{arch}" in refs]
     if not found:
         raise UsageError(f"no image {image!r} in the store {store.root} (build it first, or "
