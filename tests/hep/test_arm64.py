@@ -15,6 +15,8 @@ from tests.core.conftest import require_tool
 from tests.hep.test_hep_tree import REPO, SITE_CA, _lamina
 from tests.publish.conftest import TlsRegistry
 
+pytestmark = pytest.mark.slow  # debootstrap's second stage under qemu: minutes
+
 
 def test_arm64_os_base_plus_a_pip_layer_runs_under_qemu_and_os_base_publishes_multiarch(
         tmp_path: Path, tls_registry: TlsRegistry) -> None:

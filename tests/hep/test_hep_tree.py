@@ -22,6 +22,8 @@ from lamina.platforms import parse_platform
 from lamina.render import local_tag
 from tests.core.conftest import require_tool
 
+pytestmark = pytest.mark.slow  # the shipped framework: debootstrap + pip, minutes
+
 REPO = Path(__file__).resolve().parents[2]
 SITE_CA = Path(os.environ.get("LAMINA_TEST_CA", "/etc/ssl/certs/ca-certificates.crt"))
 AMD64 = parse_platform("linux/amd64")
