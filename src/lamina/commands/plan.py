@@ -7,6 +7,7 @@ import argparse
 from rich.table import Table
 
 from lamina.against import check_against
+from lamina.commands import COMMANDS
 from lamina.commands._common import add_tree_options, console, plan_for, print_json
 from lamina.commands._targets import add_target_options, targets_from
 from lamina.progress import OUTCOME_STYLE
@@ -16,8 +17,7 @@ STATUS_STYLE = {**OUTCOME_STYLE, "build": "bold yellow", "test": "yellow", "bloc
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "plan", help="show each image x platform as up to date, to build (with why), "
-                     "blocked or excluded")
+        "plan", help=COMMANDS["plan"])
     add_tree_options(parser)
     parser.add_argument("--source-date-epoch", type=int, default=None, metavar="SECONDS",
                         help="timestamp the build would use (it is part of the key)")
