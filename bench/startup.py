@@ -63,7 +63,7 @@ def main() -> int:
     walls: dict[str, list[float]] = {name: [] for name in commands}
     cpus: dict[str, list[float]] = {name: [] for name in commands}
     try:
-        for name, argv in commands.items():  # warm the page cache and .pyc files
+        for argv in commands.values():  # warm the page cache and .pyc files
             run_once(argv, env)
         for _ in range(args.runs):
             for name, argv in commands.items():
