@@ -16,7 +16,8 @@ with ruamel exactly as before:
 * quoted and block scalars are strings; a plain scalar is ``true``/``false`` (in the three
   spellings YAML 1.2's core schema gives), a decimal integer without sign or leading zero,
   or a string when it cannot be read as anything else under YAML 1.1 or 1.2 (it does not
-  start with a digit, a sign, ``.``, ``~``, ``=``, ``<`` and is not a null or boolean word).
+  start with a digit, a sign, ``~``, ``=``, ``<``, or ``.`` then a digit or ``_``, and is
+  not ``.inf``, ``.nan`` or a null or boolean word).
   Anything else (floats, nulls, dates, octal, ...) is left to ruamel.
 
 ``tests/core/test_yamlfast.py`` compares data and line numbers with ruamel's reading.
@@ -40,6 +41,7 @@ _BOOLS = {"true": True, "True": True, "TRUE": True,
           "false": False, "False": False, "FALSE": False}
 _WORDS = {"null", "yes", "no", "on", "off", "y", "n", "nan", "inf"}
 _NOT_STRING_START = frozenset("0123456789+-.~=<")
+_DOT_FLOAT = frozenset("0123456789_")
 
 
 class _Unsure(Exception):
@@ -51,7 +53,11 @@ def _plain_scalar(text: str) -> Any:
         return _BOOLS[text]
     if _INT.match(text):
         return int(text)
-    if not text or text[0] in _NOT_STRING_START or text.lower() in _WORDS:
+    # ".lamina/store" is a string; ".5", "._1", ".inf", ".NaN" are floats to YAML 1.2
+    dotted_string = (text[:1] == "." and text[1:2] not in _DOT_FLOAT
+                     and text.lower() not in (".inf", ".nan"))
+    if not text or (text[0] in _NOT_STRING_START and not dotted_string) \
+            or text.lower() in _WORDS:
         raise _Unsure
     return text
 

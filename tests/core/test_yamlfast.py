@@ -22,6 +22,8 @@ CRAFTED = [
     "a: yes\nb: no\nc: on\nd: off\ne: y\n",
     "a: 0777\nb: 0o17\nc: 0x1f\nd: 1_000\ne: +1\nf: -1\ng: 01\n",
     "a: 1.5\nb: .inf\nc: .NaN\nd: 1e3\ne: 2024-01-01\nf: 12:30:00\n",
+    "a: .5\nb: ._1\nc: .e1\nd: .lamina/store\ne: .\nf: ..\ng: .Inf\n",
+    "store: .lamina/store\nx: .hidden\n",
     "a: ~\nb: null\nc:\nd: Null\n",
     "a: true\nb: True\nc: TRUE\nd: tRuE\ne: false\n",
     "a: &x [1]\nb: *x\n",
@@ -105,7 +107,8 @@ def test_crafted_documents_read_the_same_or_go_to_ruamel(text: str) -> None:
 @pytest.mark.parametrize("text", [
     "a: yes\n", "a: 0777\n", "a: 1.5\n", "a: ~\n", "a: &x 1\nb: *x\n", "a: !!str 1\n",
     "%YAML 1.1\n---\na: 1\n", "a: 1\n---\nb: 2\n", "a: 1\na: 2\n", "1: x\n", 'a: "\\ud800"\n',
-    "a: [1, 2\n", "a: 2024-01-01\n", "a: -1\n",
+    "a: [1, 2\n", "a: 2024-01-01\n", "a: -1\n", "a: .5\n", "a: ._1\n", "a: .inf\n",
+    "a: .NaN\n",
 ])
 def test_where_the_readings_could_differ_ruamel_reads(text: str) -> None:
     assert fast_load(text) is None
