@@ -8,8 +8,9 @@ tags, to a loopback docker-registry. Then, timed:
 * ``lamina build --push --to 127.0.0.1:PORT/bench --insecure-loopback`` with the store that
   built it (no release tag, so only key tags would be pushed; all are there, so nothing is
   built or uploaded), and the same with an empty store, as a fresh CI runner would have it;
-* raw ``buildah bud --layers`` on the same Containerfiles (``lamina render``'s, in the contexts
-  lamina prepared), every node in order, with buildah's layer cache warm from a first pass.
+* raw ``buildah bud --layers`` on the same Containerfiles (``lamina render``'s, in contexts
+  written by lamina's own ``write_context``: a build removes its context when it is done),
+  every node in order, with buildah's layer cache warm from a first pass.
 
 Both sides do one untimed warm-up run first. The registry's access log gives the request
 count of each no-op (and shows no blob was uploaded). Prints:
@@ -89,13 +90,35 @@ def noop(root: Path, registry: LoopbackRegistry) -> tuple[float, int, int]:
     return seconds, len(logged), uploads
 
 
+def write_contexts(root: Path, contexts: Path) -> None:
+    """Each node's build context as ``lamina build`` writes it (rootfs tars from its cache)."""
+    from lamina.builders.base import write_context
+    from lamina.plan import make_plan
+    from lamina.recipe import load_recipe
+    from lamina.rootfs import prepare
+    from lamina.settings import settings_for
+    from lamina.store import Store
+
+    recipe = load_recipe(root)
+    settings = settings_for(recipe)
+    for entry in make_plan(recipe, Store(settings.store), settings.epoch):
+        unit = entry.unit
+        assert unit is not None
+        tars = {request.context_name: prepare(request, settings.cache / "rootfs", unit.epoch,
+                                              contexts / "rootfs.log")
+                for request in unit.rootfs_requests}
+        context = contexts / f"{unit.name}-{unit.platform.arch}"
+        context.mkdir(parents=True)
+        write_context(unit, context, tars)
+
+
 def buildah_pass(root: Path, images: int) -> float:
     """Seconds for buildah to go through every node's Containerfile, parents first."""
     start = time.perf_counter()
     for platform in PLATFORMS:
         arch = platform.split("/")[1]
         for i in range(images):
-            context = root / f".lamina/work/{PREFIX}{i}-{arch}"
+            context = root / f"contexts/{PREFIX}{i}-{arch}"
             subprocess.run([
                 "buildah", "bud", "--isolation", "chroot", "--layers",
                 "--timestamp", str(EPOCH), "--platform", platform, "--format", "oci",
@@ -121,7 +144,8 @@ def main() -> int:
             # the same Containerfiles lamina renders, straight to buildah
             rendered = lamina(root, "render", f"{PREFIX}{images - 1}", "--platform",
                               PLATFORMS[1], timeout=120).stdout
-            context = root / f".lamina/work/{PREFIX}{images - 1}-arm64/Containerfile"
+            write_contexts(root, root / "contexts")
+            context = root / f"contexts/{PREFIX}{images - 1}-arm64/Containerfile"
             if rendered != context.read_text():
                 raise SystemExit(f"{context} differs from lamina render")
             buildah_pass(root, images)  # warms buildah's layer cache

@@ -1,9 +1,11 @@
 """The ``lamina`` command line.
 
 Each subcommand lives in its own module under :mod:`lamina.commands` and exposes
-``register(subparsers)``; this module discovers them, so adding a command never touches
-this file. Every :class:`~lamina.errors.LaminaError` becomes one line on stderr and its exit
-code; secrets are never part of such messages by construction (see :mod:`lamina.redact`).
+``register(subparsers)``; :data:`lamina.commands.COMMANDS` names them with their one-line
+help. Only the module of the command being run is imported (see :func:`build_parser`), so
+``lamina --version`` and ``lamina --help`` import no command at all. Every
+:class:`~lamina.errors.LaminaError` becomes one line on stderr and its exit code; secrets
+are never part of such messages by construction (see :mod:`lamina.redact`).
 
 No traceback reaches a user: an operating-system error (a full disk, a denied permission) is
 the system's words in one line, Ctrl-C is one line and exit 130 (:mod:`lamina.entry` guards the
@@ -18,18 +20,21 @@ import argparse
 import contextlib
 import importlib
 import os
-import pkgutil
 import sys
 from collections.abc import Sequence
 
-from lamina import __version__, commands, textout
+from lamina import __version__, textout
+from lamina.commands import COMMANDS, module_name
 from lamina.entry import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, INTERRUPTED, silence_stdout
 from lamina.errors import LaminaError
 
 EXIT_INTERNAL = 70  # EX_SOFTWARE (sysexits.h)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``lamina`` parser with ``command``'s module registered for real and every other
+    command as a stand-in that carries only its name and help (enough for ``lamina --help``
+    and for argparse to recognise the name)."""
     parser = argparse.ArgumentParser(
         prog="lamina",
         description=(
@@ -51,12 +56,21 @@ def build_parser() -> argparse.ArgumentParser:
         "directory)",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
-        module.register(subparsers)
+    for name, summary in COMMANDS.items():
+        if name == command:
+            importlib.import_module(module_name(name)).register(subparsers)
+        else:
+            subparsers.add_parser(name, help=summary, add_help=False)
     return parser
+
+
+def chosen_command(argv: Sequence[str] | None) -> str | None:
+    """The command ``argv`` names, found by argparse itself (abbreviated options, ``-CDIR``,
+    ``--project=DIR`` are parsed as they will be), with no command module imported; the
+    top-level options (``--help``, ``--version``, a usage error) act here already."""
+    known, _ = build_parser().parse_known_args(argv)
+    name: str | None = known.command
+    return name
 
 
 def _error(text: str) -> None:
@@ -67,7 +81,7 @@ def _error(text: str) -> None:
 def run(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the command; every failure the user can act on is raised as a
     :class:`LaminaError` below this point."""
-    parser = build_parser()
+    parser = build_parser(chosen_command(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()

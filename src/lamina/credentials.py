@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 
 from lamina import redact
 from lamina.errors import UsageError
-from lamina.http import host_port, origin_of
+from lamina.netloc import host_port, origin_of
 
 MAX_AUTH_FILE = 1 << 20
 DOCKER_HUB = {"docker.io": "index.docker.io", "registry-1.docker.io": "index.docker.io"}

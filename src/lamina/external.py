@@ -16,7 +16,7 @@ from pathlib import Path
 from lamina import atomic
 from lamina.credentials import CredentialStore
 from lamina.errors import ToolError
-from lamina.http import http_timeout
+from lamina.netloc import http_timeout
 from lamina.platforms import Platform
 from lamina.procs import capture
 from lamina.recipe import ExternalParent

@@ -31,13 +31,11 @@ import contextlib
 import heapq
 import http.cookiejar
 import itertools
-import os
 import socket
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any, NamedTuple
-from urllib.parse import urlsplit
+from typing import Any
 
 import requests
 import urllib3
@@ -45,10 +43,14 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from lamina.errors import UsageError
+# re-exported: where a request goes and its deadline live in lamina.netloc (no requests)
+from lamina.netloc import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
+from lamina.netloc import TIMEOUT_ENV as TIMEOUT_ENV
+from lamina.netloc import Origin as Origin
+from lamina.netloc import host_port as host_port
+from lamina.netloc import http_timeout as http_timeout
+from lamina.netloc import origin_of as origin_of
 
-TIMEOUT_ENV = "LAMINA_HTTP_TIMEOUT"
-DEFAULT_TIMEOUT = 60.0
 CONNECT_TIMEOUT = 10.0
 MIB = 1 << 20
 MANIFEST_MAX = 4 * MIB  # containers/image iolimits.MaxManifestBodySize
@@ -57,51 +59,6 @@ API_MAX = 4 * MIB  # JSON API answers (Harbor, GitLab, registry errors)
 UPLOAD_FLOOR_BYTES_PER_S = 1 * MIB  # an upload's deadline grows by 1 s per MiB sent
 CREDENTIAL_HEADERS = ("authorization", "private-token", "job-token", "cookie")
 _CHUNK = 64 * 1024
-
-
-class Origin(NamedTuple):
-    """Scheme and ``host[:port]`` (default port dropped): where a request goes."""
-
-    scheme: str
-    host: str
-
-    def __str__(self) -> str:
-        return f"{self.scheme}://{self.host}"
-
-
-def host_port(hostname: str, port: int | None, scheme: str = "https") -> str:
-    """``host[:port]`` as lamina binds credentials to it: lower case, IPv6 in brackets, the
-    scheme's default port left out (``https://h:443`` and ``https://h`` are one host)."""
-    host = hostname.lower()
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    default = {"https": 443, "http": 80}.get(scheme)
-    return host if port is None or port == default else f"{host}:{port}"
-
-
-def origin_of(url: str) -> Origin:
-    """The origin of an absolute http(s) URL; ValueError for anything else (or userinfo)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("not an http(s) URL")
-    if "@" in parts.netloc:
-        raise ValueError("a URL with credentials")
-    return Origin(parts.scheme, host_port(parts.hostname, parts.port, parts.scheme))
-
-
-def http_timeout() -> float:
-    """The per-request deadline in seconds: ``LAMINA_HTTP_TIMEOUT``, default 60."""
-    raw = os.environ.get(TIMEOUT_ENV, "").strip()
-    if not raw:
-        return DEFAULT_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 86400:
-        raise UsageError(f"{TIMEOUT_ENV}={raw[:40]!r}: expected a number of seconds "
-                         "between 0 and 86400")
-    return value
 
 
 def upload_deadline(size: int, base: float | None = None) -> float:

@@ -48,6 +48,10 @@ class Layer:
     spec: dict[str, Any]
     doc: YamlDoc
     tests: tuple[TestSpec, ...] = ()
+    # (key, expanded text) -> the path the resolver gave: one command resolves each path of a
+    # layer once, not once per use (loading checks it, each platform's rendering reads it)
+    _resolved: dict[tuple[PathKey, str | None], Path] = field(
+        default_factory=dict, compare=False, repr=False)
 
     def file(self, key: PathKey, platform: Platform | None = None) -> Path:
         """The real path the spec value at ``key`` names in the layer directory (``{arch}``
@@ -60,10 +64,15 @@ class Layer:
         if platform is not None and "{arch}" in text:
             expanded = text.replace("{arch}", platform.arch)
             shown_platform = platform.name
+        known = self._resolved.get((key, expanded))
+        if known is not None:
+            return known
         try:
-            return inside(self.directory, text, expanded=expanded, platform=shown_platform)
+            real = inside(self.directory, text, expanded=expanded, platform=shown_platform)
         except PathRefused as exc:
             raise self.doc.error(key, str(exc)) from None
+        self._resolved[(key, expanded)] = real
+        return real
 
 
 @dataclass(frozen=True)

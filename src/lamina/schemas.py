@@ -3,6 +3,10 @@
 jsonschema's own messages quote whole instances; users need "line 7: layers[2]: expected a
 string", so errors are re-worded here from the validator keyword and located through
 :class:`~lamina.yamlio.YamlDoc` positions.
+
+A valid file (nearly every file) is recognised by :mod:`lamina.schemacheck`, a compiled check
+of the same schemas, and jsonschema is imported only to find and word the error of a file that
+check rejects: ``import jsonschema`` alone costs more than planning a small tree does.
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ import re
 from collections.abc import Iterator
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator, validators
-from jsonschema.exceptions import ValidationError
-
+from lamina.schemacheck import Check, Unsupported, compile_schema
 from lamina.yamlio import YamlDoc
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 _TYPE_NAMES = {
     "object": "a mapping",
@@ -69,13 +74,34 @@ def ecma_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out))
 
 
-def _pattern(validator: Any, pattern: str, instance: Any,
-             schema: dict[str, Any]) -> Iterator[ValidationError]:
-    if validator.is_type(instance, "string") and not ecma_regex(pattern).search(instance):
-        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+@cache
+def _validator_class() -> Any:
+    """Draft 2020-12 with ECMA-262 patterns; jsonschema is imported here, on the error path."""
+    from jsonschema import Draft202012Validator, validators
+    from jsonschema.exceptions import ValidationError
+
+    def pattern(validator: Any, pattern: str, instance: Any,
+                schema: dict[str, Any]) -> Iterator[ValidationError]:
+        if validator.is_type(instance, "string") and not ecma_regex(pattern).search(instance):
+            yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+    return validators.extend(Draft202012Validator, {"pattern": pattern})
 
 
-Validator = validators.extend(Draft202012Validator, {"pattern": _pattern})
+_fast_checks: dict[int, tuple[dict[str, Any], Check | None]] = {}
+
+
+def fast_check(schema: dict[str, Any]) -> Check | None:
+    """The compiled check of ``schema`` (None when it uses what the check does not know),
+    compiled once per schema object (:func:`load_schema` returns the same one each time)."""
+    known = _fast_checks.get(id(schema))
+    if known is None or known[0] is not schema:
+        try:
+            check: Check | None = compile_schema(schema, ecma_regex)
+        except Unsupported:
+            check = None
+        known = _fast_checks[id(schema)] = (schema, check)
+    return known[1]
 
 
 def _describe_type(value: Any) -> str:
@@ -144,7 +170,10 @@ def validate(doc: YamlDoc, schema: dict[str, Any], what: str) -> None:
     if not isinstance(doc.data, dict):
         raise doc.error((), f"expected a mapping at the top of the {what}, got "
                             f"{_describe_type(doc.data)}")
-    validator = Validator(schema)
+    check = fast_check(schema)
+    if check is not None and check(doc.data):
+        return
+    validator = _validator_class()(schema)
     errors = list(validator.iter_errors(doc.data))
     if not errors:
         return

@@ -2,7 +2,9 @@
 
 Recipe errors must name the file, line and key, so recipes are parsed with ruamel's
 round-trip loader (which records positions) and converted to plain Python data alongside a
-position index keyed by the path to each node.
+position index keyed by the path to each node. Most files are plain enough for
+:mod:`lamina.yamlfast` (libyaml) to read them with the same result much faster; ruamel is
+imported only for the others.
 """
 
 from __future__ import annotations
@@ -12,11 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
 from lamina.errors import Location, RecipeError
+from lamina.yamlfast import MAX_DEPTH as MAX_DEPTH
+from lamina.yamlfast import MAX_NODES as MAX_NODES
+from lamina.yamlfast import fast_load
 
 PathKey = tuple[str | int, ...]
 
@@ -66,10 +67,10 @@ def dotted(path: Iterable[str | int]) -> str:
 # Bounds on what one YAML file may expand to. Aliases share nodes in the parsed tree, but
 # converting to plain data copies each use: 350 bytes of nested aliases ("billion laughs")
 # would become gigabytes. No recipe comes near these.
-MAX_NODES = 100_000  # nodes after expanding aliases
+# MAX_NODES (nodes after expanding aliases) and MAX_DEPTH (nesting of mappings and lists)
+# are defined in lamina.yamlfast, which keeps to them too.
 MAX_ALIASES = 1_000  # uses of an anchored mapping or list
 MAX_CHARS = 16 * 1024 * 1024  # characters of scalars after expanding aliases
-MAX_DEPTH = 64  # nesting of mappings and lists
 MAX_FILE_BYTES = 8 * 1024 * 1024
 
 
@@ -109,6 +110,8 @@ def _line(node: Any) -> int | None:
 def check_bounds(node: Any) -> None:
     """Refuse a parsed (round-trip) tree whose plain expansion would exceed the bounds, in
     time and memory linear in the *parsed* size: each shared node is measured once."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
     sizes: dict[int, tuple[int, int]] = {}  # id → (nodes, chars) of its expansion
     active: set[int] = set()
     aliases = 0
@@ -161,6 +164,8 @@ def _text(value: str, path: PathKey, lines: dict[PathKey, int]) -> str:
 
 
 def _plain(node: Any, path: PathKey, lines: dict[PathKey, int]) -> Any:
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
     if isinstance(node, CommentedMap):
         out: dict[str, Any] = {}
         for key, value in node.items():
@@ -210,12 +215,22 @@ def load_yaml(file: Path) -> YamlDoc:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RecipeError("not UTF-8 text", Location(file)) from exc
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
     try:
         check_text(text)
     except YamlBound as exc:
         raise RecipeError(f"invalid YAML: {exc}", Location(file, exc.line)) from None
+    fast = fast_load(text)
+    if fast is not None:
+        return YamlDoc(file=file, data=fast[0], lines=fast[1])
+    return _load_with_ruamel(file, text)
+
+
+def _load_with_ruamel(file: Path, text: str) -> YamlDoc:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
     try:
         node = yaml.load(text)
     except MarkedYAMLError as exc:

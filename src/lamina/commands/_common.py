@@ -1,13 +1,16 @@
-"""Options and helpers shared by the commands that work on the image tree."""
+"""Options and helpers shared by the commands that work on the image tree.
+
+rich is imported by :func:`console`, when a command prints a table: ``--json`` output and a
+command's ``--help`` do without it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
-from typing import Any
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any
 
 from lamina.errors import UsageError
 from lamina.external import ExternalResolver
@@ -16,6 +19,9 @@ from lamina.platforms import SUPPORTED, Platform, parse_platform
 from lamina.recipe import Recipe, load_recipe
 from lamina.settings import Settings, project_dir, settings_for
 from lamina.store import Store
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def add_tree_options(parser: argparse.ArgumentParser, images: bool = True) -> None:
@@ -86,14 +92,21 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-class _Console(Console):
-    def on_broken_pipe(self) -> None:
-        # rich would exit 1 silently; lamina.cli reports a closed pipe in one line (exit 141)
-        raise BrokenPipeError
+@functools.cache
+def _console_class() -> type[Console]:
+    from rich.console import Console
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # rich would exit 1 silently; lamina.cli reports a closed pipe in one line (141)
+            raise BrokenPipeError
+
+    return _Console
 
 
 def console() -> Console:
+    cls = _console_class()
     # CI logs are not terminals: give tables room instead of rich's 80-column default.
-    probe = Console()
+    probe = cls()
     width = None if probe.is_terminal else 200
-    return _Console(highlight=False, soft_wrap=False, width=width)
+    return cls(highlight=False, soft_wrap=False, width=width)

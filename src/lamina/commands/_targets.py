@@ -1,4 +1,9 @@
-"""Registry target options shared by ``publish``, ``build --push`` and ``plan --against``."""
+"""Registry target options shared by ``publish``, ``build --push`` and ``plan --against``.
+
+What a target needs (credentials, the registry client, rich for the table) is imported by the
+functions that use it: ``lamina plan`` registers these options but contacts no registry
+unless ``--against`` is given.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +13,16 @@ import datetime as dt
 import os
 import subprocess
 from pathlib import Path
-
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from lamina.commands._common import console, print_json
-from lamina.credentials import CredentialStore
 from lamina.errors import UsageError
-from lamina.publish import ImagePublication, source_url
-from lamina.recipe import Recipe
 from lamina.settings import resolve
-from lamina.target import Target
+
+if TYPE_CHECKING:
+    from lamina.publish import ImagePublication
+    from lamina.recipe import Recipe
+    from lamina.target import Target
 
 
 def add_target_options(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +39,9 @@ def targets_from(args: argparse.Namespace, recipe: Recipe, raw: list[str] | None
     """``--to``/``--against`` values, or the recipe's ``targets`` when none is given, each
     with the credential store of this command (environment credentials bound to these
     targets' registry, :mod:`lamina.credentials`)."""
+    from lamina.credentials import CredentialStore
+    from lamina.target import Target
+
     # The environment form lets CI jobs (generated with a fixed command line) trust a
     # registry's private CA through a CI/CD variable.
     cert_raw = resolve(args.cert_dir, "LAMINA_CERT_DIR", None, None)
@@ -58,6 +66,8 @@ def targets_from(args: argparse.Namespace, recipe: Recipe, raw: list[str] | None
 def release_annotations(root: Path, version: str, epoch: int) -> dict[str, str]:
     """OCI annotations of a release: version, created (the build's timestamp, so a rerun
     gives the same manifests), source and revision (CI variables or git)."""
+    from lamina.publish import source_url
+
     def git(*args: str) -> str:
         proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
                               check=False)
@@ -78,6 +88,8 @@ def release_annotations(root: Path, version: str, epoch: int) -> dict[str, str]:
 
 def print_publications(results: list[tuple[str, ImagePublication | None, str]],
                        as_json: bool) -> None:
+    from rich.table import Table
+
     if as_json:
         print_json(publications_json(results))
         return

@@ -14,6 +14,7 @@ from typing import Any
 from lamina.against import check_against, fetch_into_store, needed_locally
 from lamina.build import BuildRun, NodeResult
 from lamina.builders import get_builder
+from lamina.commands import COMMANDS
 from lamina.commands._common import (
     add_build_options,
     add_tree_options,
@@ -41,7 +42,7 @@ from lamina.target import Target, client_for, skopeo_auth
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "build", help="build and test what changed, parents first, into the local store")
+        "build", help=COMMANDS["build"])
     add_tree_options(parser)
     add_build_options(parser)
     parser.add_argument("--no-test", action="store_true",

@@ -8,11 +8,12 @@ import sys
 from ruamel.yaml import YAML
 
 from lamina.ci_gitlab import DEFAULT_LAMINA, child_pipeline
+from lamina.commands import COMMANDS
 from lamina.commands._common import plan_for
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("ci", help="generate CI pipelines from the image graph")
+    parser = subparsers.add_parser("ci", help=COMMANDS["ci"])
     sub = parser.add_subparsers(dest="ci_kind", metavar="KIND", required=True)
     gitlab = sub.add_parser("gitlab", help="GitLab child pipeline YAML on stdout")
     gitlab.add_argument("images", nargs="*", metavar="IMAGE")

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lamina.commands import COMMANDS
 from lamina.commands._common import console, load, print_json
 from lamina.cvmfs.config import CvmfsConfig, cvmfs_config
 from lamina.errors import UsageError
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "cvmfs", help="unpacked.cern.ch: wishlist entries and the sync merge request")
+        "cvmfs", help=COMMANDS["cvmfs"])
     sub = parser.add_subparsers(dest="cvmfs_command", metavar="ACTION")
 
     def common(p: argparse.ArgumentParser) -> None:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lamina.commands import COMMANDS
 from lamina.commands._common import load, platforms_arg, print_json
 from lamina.errors import UsageError
 from lamina.jsondoc import MiB, expect_int, expect_object, expect_str, parse_json, read_json
@@ -19,7 +20,7 @@ MANIFEST_LIMIT = 64 * MiB  # a package manifest of a big image is well under 1 M
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "diff", help="package additions, removals, version and size changes between builds")
+        "diff", help=COMMANDS["diff"])
     parser.add_argument("old", metavar="OLD", help="IMAGE@KEYPREFIX (an earlier build), IMAGE "
                                                   "(the current one) or a manifest JSON file")
     parser.add_argument("new", metavar="NEW")

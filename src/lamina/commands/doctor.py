@@ -6,13 +6,13 @@ import argparse
 
 from rich.table import Table
 
+from lamina.commands import COMMANDS
 from lamina.commands._common import console, load, print_json
 from lamina.doctor import run_checks
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("doctor", help="check tools, qemu/binfmt per platform, "
-                                                  "store and registries")
+    parser = subparsers.add_parser("doctor", help=COMMANDS["doctor"])
     parser.add_argument("--store", default=None, help="local store to check")
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(handler=run)

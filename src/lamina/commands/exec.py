@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lamina.commands import COMMANDS
 from lamina.commands._sandbox import add_options, run_options, split_late_options, warn
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "exec", help="run a command in an unpacked image as apptainer exec does (bubblewrap; "
-                     "read-only root, image env, host cwd, $HOME, default binds)")
+        "exec", help=COMMANDS["exec"])
     add_options(parser)
     parser.add_argument("dir", metavar="DIR",
                         help="unpacked image: the public path or a .flat directory")

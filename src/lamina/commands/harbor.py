@@ -20,6 +20,7 @@ from pathlib import Path
 
 from rich.table import Table
 
+from lamina.commands import COMMANDS
 from lamina.commands._common import console, print_json
 from lamina.errors import UsageError
 from lamina.harbor import (
@@ -36,7 +37,7 @@ from lamina.harbor import (
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "harbor", help="Harbor: bootstrap a project (robot, immutability, retention), scan",
+        "harbor", help=COMMANDS["harbor"],
         description="Talk to a Harbor registry's REST API v2.0. Credentials: "
                     "LAMINA_HARBOR_USERNAME and LAMINA_HARBOR_PASSWORD.")
     sub = parser.add_subparsers(dest="harbor_command", metavar="ACTION", required=True)

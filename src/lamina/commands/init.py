@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lamina.commands import COMMANDS
 from lamina.scaffold import scaffold
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("init", help="start an analysis repository on top of a "
-                                                "published image pinned by digest")
+    parser = subparsers.add_parser("init", help=COMMANDS["init"])
     parser.add_argument("directory", type=Path)
     parser.add_argument("--from", dest="parent", required=True,
                         metavar="REGISTRY/REPO[:TAG]@sha256:DIGEST")

@@ -8,6 +8,7 @@ import sys
 from ruamel.yaml import YAML
 
 from lamina.builders.buildah import BuildahBuilder
+from lamina.commands import COMMANDS
 from lamina.commands._common import load
 from lamina.external import ExternalResolver
 from lamina.jupyterhub import hub_images, kubespawner_profile_list, version_mismatch, z2jh_values
@@ -18,8 +19,7 @@ from lamina.store import Store
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "jupyterhub", help="z2jh Helm values / KubeSpawner profile_list for published "
-                           "notebook images, pinned by digest")
+        "jupyterhub", help=COMMANDS["jupyterhub"])
     parser.add_argument("--format", choices=["z2jh", "kubespawner"], default="z2jh")
     parser.add_argument("--repository", default=None, metavar="REGISTRY/NS",
                         help="the publication to pin (the REGISTRY/NAMESPACE given to lamina "

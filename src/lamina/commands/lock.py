@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.table import Table
 
+from lamina.commands import COMMANDS
 from lamina.commands._common import console, load, platforms_arg, print_json
 from lamina.errors import UsageError
 from lamina.lock import LockResult, lock_layer
@@ -16,8 +17,7 @@ from lamina.recipe import Recipe
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "lock", help="resolve pip layers per platform into hashed lock files; report "
-                     "packages with no wheel for a platform (the plan then excludes it)")
+        "lock", help=COMMANDS["lock"])
     parser.add_argument("layers", nargs="*", metavar="LAYER",
                         help="pip layers to lock (default: every pip layer with requirements)")
     parser.add_argument("--platform", action="append", metavar="OS/ARCH", default=None,

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from rich.table import Table
-
-from lamina.against import check_against
+from lamina.commands import COMMANDS
 from lamina.commands._common import add_tree_options, console, plan_for, print_json
 from lamina.commands._targets import add_target_options, targets_from
-from lamina.progress import OUTCOME_STYLE
-
-STATUS_STYLE = {**OUTCOME_STYLE, "build": "bold yellow", "test": "yellow", "blocked": "red"}
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "plan", help="show each image x platform as up to date, to build (with why), "
-                     "blocked or excluded")
+        "plan", help=COMMANDS["plan"])
     add_tree_options(parser)
     parser.add_argument("--source-date-epoch", type=int, default=None, metavar="SECONDS",
                         help="timestamp the build would use (it is part of the key)")
@@ -32,16 +26,24 @@ def run(args: argparse.Namespace) -> int:
     recipe, settings, _, entries = plan_for(args)
     requests_made = 0
     if args.against:
+        from lamina.against import check_against
+
         target = targets_from(args, recipe, [args.against])[0]
         entries, requests_made = check_against(entries, target, max(4, settings.jobs * 4))
     if args.json:
         print_json([e.as_json() for e in entries])
         return 0
+    from rich.table import Table
+
+    from lamina.progress import OUTCOME_STYLE
+
+    status_style = {**OUTCOME_STYLE, "build": "bold yellow", "test": "yellow",
+                    "blocked": "red"}
     table = Table(title=f"lamina plan ({recipe.root.name})", title_justify="left")
     for column in ("image", "platform", "status", "key", "reason"):
         table.add_column(column, overflow="fold")
     for entry in entries:
-        style = STATUS_STYLE.get(entry.status, "")
+        style = status_style.get(entry.status, "")
         key = (entry.key or "")[7:19]
         table.add_row(entry.image, entry.platform.name, f"[{style}]{entry.status}[/]", key,
                       entry.reason)

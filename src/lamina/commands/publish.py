@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from lamina.commands import COMMANDS
 from lamina.commands._common import add_tree_options, load, platforms_arg
 from lamina.commands._targets import (
     add_target_options,
@@ -28,7 +29,7 @@ from lamina.target import Target, skopeo_auth
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "publish", help="push tested images: per-arch <tag>-<arch> tags, then the index <tag>")
+        "publish", help=COMMANDS["publish"])
     add_tree_options(parser)
     parser.add_argument("--to", metavar="REGISTRY/NAMESPACE", action="append", default=None,
                         help="target (repeatable); default: the recipe's targets")

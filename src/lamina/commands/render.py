@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lamina.commands import COMMANDS
 from lamina.commands._common import load, platforms_arg
 from lamina.external import ExternalResolver
 from lamina.plan import make_plan
@@ -13,7 +14,7 @@ from lamina.store import Store
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("render", help="print the Containerfile of an image")
+    parser = subparsers.add_parser("render", help=COMMANDS["render"])
     parser.add_argument("image", metavar="IMAGE")
     parser.add_argument("--platform", action="append", default=None, metavar="OS/ARCH",
                         help="platform to render for (default: the host's, if declared)")

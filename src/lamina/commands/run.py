@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lamina.commands import COMMANDS
 from lamina.commands._sandbox import add_options, run_options, split_late_options, warn
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "run", help="run an unpacked image's /.singularity.d/runscript (ENTRYPOINT + CMD) as "
-                    "apptainer run does")
+        "run", help=COMMANDS["run"])
     add_options(parser)
     parser.add_argument("dir", metavar="DIR",
                         help="unpacked image: the public path or a .flat directory")

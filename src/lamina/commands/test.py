@@ -8,6 +8,7 @@ from rich.table import Table
 
 from lamina.build import log_path
 from lamina.builders import get_builder
+from lamina.commands import COMMANDS
 from lamina.commands._common import add_tree_options, console, plan_for, print_json
 from lamina.errors import UsageError
 from lamina.imagetest import run_tests
@@ -15,8 +16,7 @@ from lamina.plan import TEST, UP_TO_DATE
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("test", help="run image tests (own and inherited) and "
-                                                "record the results with the image")
+    parser = subparsers.add_parser("test", help=COMMANDS["test"])
     add_tree_options(parser)
     parser.add_argument("--builder", choices=["buildah", "docker"], default=None)
     parser.set_defaults(handler=run)

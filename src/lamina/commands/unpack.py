@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rich.table import Table
 
+from lamina.commands import COMMANDS
 from lamina.commands._common import console, load, print_json
 from lamina.errors import UsageError
 from lamina.recipe import Recipe
@@ -38,8 +39,7 @@ NOTE_TEXT = {
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "unpack", help="lay an image out as unpacked.cern.ch does (.flat/<cc>/<config digest>, "
-                       "public symlink, /.singularity.d)")
+        "unpack", help=COMMANDS["unpack"])
     parser.add_argument("ref", metavar="REF",
                         help="store image (IMAGE or IMAGE-ARCH), oci:PATH[:REF], or a registry "
                              "reference docker://HOST/REPO:TAG")
