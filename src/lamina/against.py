@@ -1,9 +1,11 @@
 """Make-like against a registry: what a target already holds for the same key is not rebuilt.
 
-Every node lamina publishes is also tagged by its key (:func:`lamina.publish.cache_tag`), so
-"is this node already built?" is one manifest GET per (image, platform) (plus at most one
-token request per repository), run in parallel. A hit counts only when the manifest's own
-``dev.lamina.key`` annotation equals the key: a tag someone moved by hand is not trusted.
+Every node lamina publishes is also tagged by its key (:func:`lamina.publish.cache_tag`) and,
+once its tests passed, by its key and those tests (:func:`lamina.publish.tested_tag`), so
+"is this node already built and tested by the tests the recipe has now?" is one manifest GET
+per (image, platform) (plus at most one token request per repository), run in parallel. A
+hit counts only when the manifest's own ``dev.lamina.key`` annotation equals the key: a tag
+someone moved by hand is not trusted.
 Nodes found there are fetched into the local store only when something needs their bytes
 (a child to build on them, or a publish), by digest, so nothing is ever uploaded for them.
 """
@@ -18,7 +20,7 @@ from dataclasses import replace
 from lamina.errors import RegistryError
 from lamina.noderecord import GOOD, check, node_record, tests_entry, tests_hash
 from lamina.plan import BUILD, TEST, UP_TO_DATE, PlanEntry
-from lamina.publish import cache_tag
+from lamina.publish import tested_tag
 from lamina.recipe import Recipe
 from lamina.render import KEY_LABEL
 from lamina.report_artifact import fetch_reports
@@ -26,17 +28,22 @@ from lamina.store import Store
 from lamina.target import Target, client_for, pull
 
 
-def check_against(entries: list[PlanEntry], target: Target, jobs: int = 8
+def check_against(recipe: Recipe, entries: list[PlanEntry], target: Target, jobs: int = 8
                   ) -> tuple[list[PlanEntry], int]:
-    """Entries with what ``target`` already holds marked up to date (reason: where), and the
-    number of HTTP requests the check took."""
+    """Entries with what ``target`` already holds built and tested (by the current tests:
+    :func:`lamina.publish.tested_tag`) marked up to date (reason: where), and the number of
+    HTTP requests the check took."""
     client = client_for(target)
     checkable = [e for e in entries if e.unit is not None]
+    chains = {name: tests_hash(recipe.test_chain(name)) for name in {e.image for e in checkable}}
+
+    def tag_of(entry: PlanEntry) -> str:
+        assert entry.unit is not None
+        return tested_tag(entry.unit.key, chains[entry.image])
 
     def probe(entry: PlanEntry) -> bool:
         assert entry.unit is not None
-        found = client.manifest(target.path(target.repository(entry.image)),
-                                cache_tag(entry.unit.key))
+        found = client.manifest(target.path(target.repository(entry.image)), tag_of(entry))
         return found is not None and found.annotations.get(KEY_LABEL) == entry.unit.key
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -46,7 +53,7 @@ def check_against(entries: list[PlanEntry], target: Target, jobs: int = 8
         if entry.unit is None or not hits.get(id(entry)):
             out.append(replace(entry, remote=None))
             continue
-        where = f"{target.repository(entry.image)}:{cache_tag(entry.unit.key)}"
+        where = f"{target.repository(entry.image)}:{tag_of(entry)}"
         if entry.status in (BUILD, TEST):
             out.append(replace(entry, status=UP_TO_DATE, reason=f"in registry ({where})",
                                remote=where))
@@ -85,6 +92,7 @@ def fetch_into_store(recipe: Recipe, store: Store, entry: PlanEntry, target: Tar
             record = {
                 **node_record(unit, staged.image),
                 "fetched_from": entry.remote, "fetched_at": int(time.time()),
+                # the tag it came from exists only for these tests (publish.tested_tag)
                 "tests": tests_entry(unit, staged.digest, chain, "passed", [],
                                      note="passed before it was pushed under its key tag"),
             }

@@ -156,6 +156,20 @@ def cache_tag(key: str) -> str:
     return "lamina-" + key.removeprefix("sha256:")[:40]
 
 
+def tested_tag(key: str, tests: str) -> str:
+    """The key tag of a node whose tests passed, qualified by those tests' hash
+    (:func:`lamina.noderecord.tests_hash` of its test chain, inherited tests included).
+
+    The key covers what is in the image, not the tests run on it: a test added to a parent
+    after the key tag was pushed does not change the key. So "already built and tested?" is
+    asked of this tag, which names the same manifest as the key tag but exists only for the
+    tests that passed on it (the store's record says which); when the tests changed, the
+    registry's node is not up to date and is built and tested again, never recorded as
+    passing tests it never ran.
+    """
+    return f"{cache_tag(key)}-t{tests.removeprefix('sha256:')[:16]}"
+
+
 def _base_annotations(unit: BuildUnit, parent: tuple[str, str] | None) -> dict[str, str]:
     """``base.name``/``base.digest``: the parent this image was built on, as the registry
     holds it (``parent``: its reference and digest there, if it holds it), an external
@@ -207,14 +221,15 @@ def push_key_tag(store: Store, entry: PlanEntry, target: Target,
     """
     unit = entry.unit
     assert unit is not None
+    record = store.read_record(unit.name, unit.platform.arch)
     if build_digest is None:
         stored = store.get(unit.store_ref)
-        record = store.read_record(unit.name, unit.platform.arch)
         if stored is None or stored.annotations.get(KEY_LABEL) != unit.key or \
                 record.get("verified") is not True or \
                 record.get("manifest_digest") != stored.manifest_digest:
             raise PublishError(f"{unit.store_ref}: not in the store verified with key "
                                f"{unit.key[:19]}")
+        build_digest = stored.manifest_digest
     client = client or client_for(target)
     parent = None
     if unit.image.parent_name is not None and unit.parent_key:
@@ -232,6 +247,14 @@ def push_key_tag(store: Store, entry: PlanEntry, target: Target,
     # attached and pushes nothing
     attach_reports(client, store, entry, target.path(target.repository(entry.image)),
                    key_ref, digest, size)
+    tests = record.get("tests")
+    if isinstance(tests, dict) and tests.get("status") == "passed" and \
+            tests.get("key") == unit.key and tests.get("manifest_digest") == build_digest and \
+            isinstance(tests.get("hash"), str):
+        # last: a node is "built and tested" in the registry only once all of it is there
+        tested_ref = f"{target.repository(entry.image)}:{tested_tag(unit.key, tests['hash'])}"
+        if remote_digest(client, target, tested_ref) != digest:
+            _push(client, store, digest, target, tested_ref, mount_from)
     return key_ref
 
 

@@ -106,3 +106,22 @@ def test_build_push_then_a_fresh_machine_builds_and_uploads_nothing(
     # SBOMs (one naming the key-tagged image, one the v2 release); of base and app only the
     # SBOM of their v2 release images (an SBOM names the image it is attached to)
     assert tls_registry.blob_uploads() - uploads == 8
+
+    # A test added to app changes no key, but what the registry holds was never tested by
+    # it: app and leaf (which inherits app's tests) are tested again, not taken as passed.
+    image = fresh / "images/app/image.yaml"
+    image.write_text(image.read_text() + "  - name: data directory listed\n"
+                                          "    run: ls \"$HELLO_DIR\" > /dev/null\n")
+    plan3 = lamina("-C", str(fresh), "plan", "--json", *against).json()
+    assert {e["image"]: (e["status"], e["key"]) for e in plan3} == {
+        e["image"]: ("up-to-date" if e["image"] == "base" else "test", e["key"]) for e in plan2}
+    fourth = lamina("-C", str(fresh), "build", "--push", "--json", *registry)
+    assert fourth.code == 0, fourth.err + fourth.out
+    tests = {(n["image"], t["name"]): t["passed"] for n in fourth.json()["nodes"]
+             for t in n["tests"]}
+    assert tests[("app", "data directory listed")] and tests[("leaf", "data directory listed")]
+    # a third machine now finds all of it built and tested by these tests
+    third_machine = tmp_path / "third"
+    shutil.copytree(fresh, third_machine, ignore=shutil.ignore_patterns(".lamina"))
+    plan4 = lamina("-C", str(third_machine), "plan", "--json", *against).json()
+    assert {e["status"] for e in plan4} == {"up-to-date"}

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     tags = _release_version(args, recipe) if args.push else None
     if targets:
         with skopeo_auth(targets[0]) as checked:
-            entries, _ = check_against(entries, checked, max(4, settings.jobs * 4))
+            entries, _ = check_against(recipe, entries, checked, max(4, settings.jobs * 4))
             for entry in needed_locally(recipe, entries, set(names) if tags else set()):
                 fetch_into_store(recipe, store, entry, checked)
     work = [e for e in entries if e.status in ("build", "test")]

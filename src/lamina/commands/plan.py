@@ -29,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
         from lamina.against import check_against
 
         target = targets_from(args, recipe, [args.against])[0]
-        entries, requests_made = check_against(entries, target, max(4, settings.jobs * 4))
+        entries, requests_made = check_against(recipe, entries, target,
+                                               max(4, settings.jobs * 4))
     if args.json:
         print_json([e.as_json() for e in entries])
         return 0
