@@ -1,9 +1,10 @@
-"""What every build backend does for one node: build, export, run a test; and their bounds.
+"""What every build backend does for one node: build, export, give a test container; bounds.
 
-A backend never writes the store: :meth:`Builder.export` writes the built image into a
-private staging layout, which the build run verifies and then has the store take in
-(:mod:`lamina.staging`). Every step a backend runs is bounded in time; a step that runs out
-fails its node with one line naming the step.
+A node's tests run in one container the backend provides (:meth:`Builder.test_container`),
+driven by :mod:`lamina.testrunner`. A backend never writes the store: :meth:`Builder.export`
+writes the built image into a private staging layout, which the build run verifies and then
+has the store take in (:mod:`lamina.staging`). Every step a backend runs is bounded in time;
+a step that runs out fails its node with one line naming the step.
 """
 
 from __future__ import annotations
@@ -11,15 +12,16 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
 from lamina.errors import UsageError
 from lamina.render import BuildUnit
 from lamina.settings import Settings
-from lamina.staging import StagingLayout
+from lamina.staging import ExportCount, StagingLayout
 from lamina.store import Store
+from lamina.testrunner import TestContainer
 
 StepCallback = Callable[[str], None]
 
@@ -45,14 +47,6 @@ def build_timeout() -> float:
     return value
 
 
-@dataclass(frozen=True)
-class TestOutcome:
-    passed: bool
-    exit_code: int
-    output_tail: str
-    seconds: float
-
-
 class Builder(Protocol):
     name: str
 
@@ -63,17 +57,22 @@ class Builder(Protocol):
     def build(self, unit: BuildUnit, context: Path, settings: Settings, store: Store,
               log: Path, step: StepCallback) -> None: ...
 
-    def export(self, unit: BuildUnit, staging: StagingLayout, log: Path) -> None:
+    def export(self, unit: BuildUnit, staging: StagingLayout, log: Path) -> ExportCount:
         """Write the built image into ``staging`` as ``unit.store_ref``, with the key as the
-        manifest annotation ``dev.lamina.key``."""
+        manifest annotation ``dev.lamina.key``, compressing and writing only the layers the
+        parent in the store does not have (:mod:`lamina.staging`)."""
         ...
 
     def ensure_local(self, unit: BuildUnit, store: Store, log: Path) -> None:
         """Make the node's image available to this backend (pulling from the store)."""
         ...
 
-    def run_test(self, unit: BuildUnit, command: str, user: str | None, log: Path,
-                 timeout: float) -> TestOutcome: ...
+    def test_container(self, unit: BuildUnit, results: Path
+                       ) -> AbstractContextManager[TestContainer]:
+        """One container of the node's (local) image in which all its tests run, with
+        ``results`` bind-mounted at :data:`lamina.testrunner.RESULTS_MOUNT`; removed when
+        the block ends."""
+        ...
 
     def output_of(self, unit: BuildUnit, command: str) -> str:
         """What ``command`` prints inside the node's image."""
