@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lamina import hygiene, manifests, rootfs
-from lamina.builders.base import Builder, write_context
+from lamina.builders.base import Builder, pip_cache, write_context
 from lamina.errors import LaminaError, ToolError
 from lamina.imagetest import TestResult, execute_tests, results_entry, run_tests
 from lamina.locks import file_lock
@@ -150,7 +150,7 @@ class NodeWork:
                     tars[request.context_name] = rootfs.prepare(request, cache, unit.epoch,
                                                                 log)
             with owned_dir(self.settings.state / "work", f"{unit.name}-{arch}-") as context:
-                write_context(unit, context, tars)
+                write_context(unit, context, tars, pip_cache(self.settings))
                 step("building")
                 self.builder.build(unit, context, self.settings, self.store, log, step)
         with self.store.staging() as staging:

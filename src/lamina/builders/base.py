@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from lamina.errors import UsageError
+from lamina.pipcache import LINK as PIP_CACHE_LINK
 from lamina.render import BuildUnit
 from lamina.settings import Settings
 from lamina.staging import ExportCount, StagingLayout
@@ -79,11 +80,20 @@ class Builder(Protocol):
         ...
 
 
-def write_context(unit: BuildUnit, context: Path, rootfs_tars: dict[str, Path]) -> Path:
+def pip_cache(settings: Settings) -> Path:
+    """lamina's wheel cache on the host (see :mod:`lamina.pipcache`)."""
+    return settings.cache / "pip"
+
+
+def write_context(unit: BuildUnit, context: Path, rootfs_tars: dict[str, Path],
+                  cache: Path | None = None) -> Path:
     """Lay out the build context in ``context`` (a new directory private to this run, see
-    :func:`lamina.scratch.owned_dir`): the Containerfile and exactly the files the layers
-    read."""
+    :func:`lamina.scratch.owned_dir`): the Containerfile, exactly the files the layers
+    read, and for pip layers the link to the pip ``cache``."""
     context.mkdir(parents=True, exist_ok=True)
+    if cache is not None and any(layer.pip_cache for layer in unit.layers):
+        cache.mkdir(parents=True, exist_ok=True)
+        (context / PIP_CACHE_LINK).symlink_to(cache.resolve(), target_is_directory=True)
     for rel, source in sorted(unit.context_files().items()):
         target = context / rel
         target.parent.mkdir(parents=True, exist_ok=True)

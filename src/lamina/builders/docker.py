@@ -33,9 +33,11 @@ from lamina.builders.base import (
     STEP_TIMEOUT,
     StepCallback,
     build_timeout,
+    pip_cache,
 )
 from lamina.errors import ToolError
-from lamina.layerkinds import CA_PATH, CTX_MOUNT
+from lamina.layerkinds import CA_PATH, CTX_MOUNT, RenderedLayer
+from lamina.pipcache import MOUNT as PIP_CACHE_MOUNT
 from lamina.platforms import host_platform
 from lamina.procs import run_logged
 from lamina.proctree import kill_tree
@@ -170,8 +172,7 @@ class DockerBuilder:
             if rendered.copy is not None:
                 image = self._copy(image, context, rendered.copy, changes, unit)
             elif rendered.run_body is not None:
-                image = self._run(image, context, rendered.run_body, rendered.bind_dir,
-                                  settings, env, changes, log, rendered.layer.name)
+                image = self._run(image, context, rendered, settings, env, changes, log)
         if not layers:
             image = self._commit_config(image, unit)
         self.client.images.get(image).tag(*unit.local_tag.rsplit(":", 1))
@@ -214,12 +215,16 @@ class DockerBuilder:
             container.remove(force=True)
         return str(committed.id)
 
-    def _run(self, image: str, context: Path, body: str, bind_dir: str | None,
-             settings: Settings, env: dict[str, str], changes: list[str], log: Path,
-             layer: str) -> str:
+    def _run(self, image: str, context: Path, rendered: RenderedLayer, settings: Settings,
+             env: dict[str, str], changes: list[str], log: Path) -> str:
+        body, bind_dir, layer = rendered.run_body or "", rendered.bind_dir, rendered.layer.name
         volumes: dict[str, dict[str, str]] = {}
         if bind_dir is not None:
             volumes[str((context / bind_dir).resolve())] = {"bind": CTX_MOUNT, "mode": "ro"}
+        if rendered.pip_cache:
+            cache = pip_cache(settings)
+            cache.mkdir(parents=True, exist_ok=True)
+            volumes[str(cache.resolve())] = {"bind": PIP_CACHE_MOUNT, "mode": "rw"}
         if settings.ca_bundle is not None:
             volumes[str(settings.ca_bundle)] = {"bind": CA_PATH, "mode": "ro"}
         container = self.client.containers.create(
