@@ -13,7 +13,9 @@ Symlinks made while assembling a root filesystem (``debs.symlinks``) are confine
 root by :func:`place_link`: the link's parent is resolved inside the root the way the image
 will see it (an absolute link in the extracted packages means the root's own ``/``), so no
 link in a package can make lamina replace a file of the host. Only the link's *target*
-text may be absolute, since it is read inside the image.
+text may be absolute, since it is read inside the image. Files lamina itself writes into or
+removes from such a root (the scrub, the dpkg database) are found the same way, by
+:func:`in_root`.
 
 Entries inside a directory a recipe names are copied into the build context as they are
 (symlinks stay symlinks, ``shutil.copytree(symlinks=True)``), so they are never followed on
@@ -120,10 +122,11 @@ def _not_utf8(name: str) -> bool:
     return False
 
 
-def _parent_in_root(root: Path, parts: list[str]) -> Path:
+def _parent_in_root(root: Path, parts: list[str], create: bool = True) -> Path:
     """The directory ``parts`` names under ``root``, as seen from inside the root: symlinks
     on the way are followed with ``root`` as ``/`` and ``..`` stops at it; missing
-    directories are created. Never leaves ``root``."""
+    directories are created (mode 0755 whatever the umask), or with ``create=False``
+    :class:`FileNotFoundError` is raised. Never leaves ``root``."""
     current = root
     pending = deque(parts)
     hops = 0
@@ -138,7 +141,10 @@ def _parent_in_root(root: Path, parts: list[str]) -> Path:
         try:
             info = os.lstat(candidate)
         except FileNotFoundError:
-            os.mkdir(candidate, 0o755)
+            if not create:
+                raise
+            os.mkdir(candidate)
+            os.chmod(candidate, 0o755)  # it ends up in the image: not the umask's mode
             current = candidate
             continue
         if stat.S_ISLNK(info.st_mode):
@@ -156,6 +162,25 @@ def _parent_in_root(root: Path, parts: list[str]) -> Path:
                               "have a file there")
         current = candidate
     return current
+
+
+def in_root(root: Path, path: str) -> Path | None:
+    """Where ``path`` (relative to the root filesystem ``root``, or absolute in it) is on the
+    host, its directories resolved as the image will see them (:func:`_parent_in_root`);
+    the last component is not followed. None when a directory on the way is missing."""
+    parts = [p for p in PurePosixPath(path).parts if p != "/"]
+    try:
+        if not parts or parts[-1] in (".", ".."):
+            return _parent_in_root(root.resolve(), parts, create=False)
+        return _parent_in_root(root.resolve(), parts[:-1], create=False) / parts[-1]
+    except FileNotFoundError:
+        return None
+
+
+def make_dirs(root: Path, path: str) -> Path:
+    """The directory ``path`` names in the root filesystem ``root``, created (0755) where
+    missing, its directories resolved as the image will see them; never outside ``root``."""
+    return _parent_in_root(root.resolve(), [p for p in PurePosixPath(path).parts if p != "/"])
 
 
 def place_link(root: Path, link: str, target: str) -> Path:

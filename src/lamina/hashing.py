@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 from pathlib import Path
 from typing import Any
+
+from lamina.filemodes import describe
 
 
 def canonical_json(data: Any) -> bytes:
@@ -33,25 +34,26 @@ def sha256_file(path: Path) -> str:
 def tree_fingerprint(root: Path) -> dict[str, str]:
     """Every entry under ``root`` → a hash of its type, mode and content (or link target).
 
-    Modes matter because they end up in the image; mtimes do not, because builds clamp them.
+    Modes are git's (:mod:`lamina.filemodes`: 0644 or 0755, directories without a mode), the
+    modes that reach the image, so a checkout's umask never changes a key; mtimes do not
+    count either, because builds clamp them.
     """
     out: dict[str, str] = {}
-    if root.is_file():
-        return {root.name: f"f{stat.S_IMODE(root.stat().st_mode):o}:{sha256_file(root)}"}
+    if not root.is_dir() or root.is_symlink():
+        return {root.name: _entry(root)}
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         base = Path(dirpath)
         for name in sorted(filenames + [d for d in dirnames if (base / d).is_symlink()]):
             path = base / name
-            rel = path.relative_to(root).as_posix()
-            info = path.lstat()
-            if stat.S_ISLNK(info.st_mode):
-                out[rel] = "l:" + os.readlink(path)
-            elif stat.S_ISREG(info.st_mode):
-                out[rel] = f"f{stat.S_IMODE(info.st_mode):o}:{sha256_file(path)}"
+            out[path.relative_to(root).as_posix()] = _entry(path)
         for name in dirnames:
             path = base / name
             if not path.is_symlink():
-                rel = path.relative_to(root).as_posix()
-                out[rel + "/"] = f"d{stat.S_IMODE(path.stat().st_mode):o}"
+                out[path.relative_to(root).as_posix() + "/"] = describe(path)
     return out
+
+
+def _entry(path: Path) -> str:
+    kind = describe(path)
+    return f"{kind}:{sha256_file(path)}" if kind.startswith("f") else kind

@@ -9,6 +9,7 @@ from the build context rather than copied, so they never become a layer of their
 from __future__ import annotations
 
 import base64
+import os
 import posixpath
 import shlex
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 from lamina import pipcache
 from lamina.confine import shown
 from lamina.errors import RecipeError
+from lamina.filemodes import UnsupportedEntry
 from lamina.hashing import sha256_data, sha256_file, tree_fingerprint
 from lamina.platforms import Platform
 from lamina.quoting import Origin, copy_args, shell_path, shell_word
@@ -98,8 +100,10 @@ class RootfsRequest:
 
     @property
     def cache_key(self) -> str:
+        # v 2: byte code compiled hash-based (SOURCE_DATE_EPOCH); 3: fixed modes whatever the
+        # umask (tmp 1777), debs registered in the dpkg database
         return sha256_data({"m": self.method, "o": self.options, "p": self.platform.name,
-                            "v": 2})  # 2: byte code compiled hash-based (SOURCE_DATE_EPOCH)
+                            "v": 3})
 
 
 def _run(mounts: list[str], script: str) -> str:
@@ -166,9 +170,8 @@ def render_layer(layer: Layer, platform: Platform) -> RenderedLayer:
     if kind == "files":
         source = _context_path(layer, ("source",), copied=True)
         src_path = layer.file(("source",))
-        fingerprint = tree_fingerprint(src_path)
         inputs = {**base_inputs, f"directory {spec['source'].rstrip('/')}/":
-                  sha256_data(fingerprint)}
+                  _tree_digest(layer, ("source",), src_path)}
         chmod = f" --chmod={spec['mode']}" if "mode" in spec else ""
         target = f"{ctx}/{source}"
         dest = spec["dest"]
@@ -187,14 +190,24 @@ def render_layer(layer: Layer, platform: Platform) -> RenderedLayer:
         files = {f"{ctx}/{script_name}": script_path}
         for index, extra in enumerate(spec.get("inputs", [])):
             path = layer.file(("inputs", index))
-            inputs[f"input {extra}"] = (sha256_data(tree_fingerprint(path)) if path.is_dir()
-                                        else sha256_file(path))
+            inputs[f"input {extra}"] = _tree_digest(layer, ("inputs", index), path)
             files[f"{ctx}/{_context_path(layer, ('inputs', index))}"] = path
         script = (f"cd {CTX_MOUNT}; {shell} ./{shell_word(script_name, _origin(layer, 'script'))}"
                   f"; {GENERIC_CLEANUP}")
         return RenderedLayer(layer, _run([_bind(ctx)], script), files, inputs,
                              run_body=f"{PRELUDE}; {script}", bind_dir=ctx)
     raise RecipeError(f"unknown layer kind '{kind}'")  # the schema makes this unreachable
+
+
+def _tree_digest(layer: Layer, key: tuple[str | int, ...], path: Path) -> str:
+    """The hash of what a files source or script input puts into the build context: contents
+    and git's modes (:mod:`lamina.filemodes`), so a checkout's umask changes no key."""
+    try:
+        return sha256_data(tree_fingerprint(path))
+    except UnsupportedEntry as exc:
+        inner = os.path.relpath(exc.path, layer.directory.resolve())
+        raise layer.doc.error(key, f"'{shown(inner)}' is {exc.kind}; expected regular files, "
+                                   "directories and symlinks only") from None
 
 
 def _render_apt(layer: Layer, base_inputs: dict[str, str]) -> RenderedLayer:

@@ -18,13 +18,34 @@ from lamina.noderecord import node_record
 from lamina.ocilayout import StoredImage
 from lamina.render import BuildUnit
 
+# The deb part reads dpkg's database: through dpkg-query when the image has it, else (an
+# image with the database but without dpkg, e.g. a debs rootfs of a few packages, or a
+# distroless-style image) the status file itself, parsed with sh builtins only (read, case,
+# printf), since such an image may have no awk or sed. Each line: name, version, size and
+# the package's state, which dpkg-query(1) calls db:Status-Status (the third word of the
+# Status field; dpkg 1.17.11 and later, older ones print nothing there).
+_DPKG_QUERY = ("dpkg-query -W -f='deb\\t${Package}\\t${Version}\\t${Installed-Size}"
+               "\\t${db:Status-Status}\\n'")
+_EMIT = ('[ -n "$p" ] && printf \'deb\\t%s\\t%s\\t%s\\t%s\\n\' "$p" "$v" "$i" "${s##* }"; '
+         "p=; v=; s=; i=")
+_STATUS_FILE = (
+    "p=; v=; s=; i=; while IFS= read -r l || [ -n \"$l\" ]; do case \"$l\" in "
+    "'Package: '*) p=${l#Package: };; 'Version: '*) v=${l#Version: };; "
+    "'Status: '*) s=${l#Status: };; 'Installed-Size: '*) i=${l#Installed-Size: };; "
+    f"'') {_EMIT};; esac; done < /var/lib/dpkg/status; {_EMIT}"
+)
 PROBE = (
-    "if command -v dpkg-query >/dev/null 2>&1; then "
-    "dpkg-query -W -f='deb\\t${Package}\\t${Version}\\t${Installed-Size}\\n'; fi; "
+    f"if command -v dpkg-query >/dev/null 2>&1; then {_DPKG_QUERY} "
+    "|| printf 'probe-error\\tdpkg-query exited with %s\\n' $?; "
+    f"elif [ -r /var/lib/dpkg/status ]; then {_STATUS_FILE}; fi; "
     "for py in python3 /usr/local/bin/python3; do if command -v $py >/dev/null 2>&1; then "
     "$py -m pip list --format json --disable-pip-version-check 2>/dev/null "
     "| sed 's/^/pip\\t/'; break; fi; done; true"
 )
+# Package states in which no file of the package is on disk ("Package states" in dpkg(1),
+# man/dpkg.pod of github:guillemj/dpkg); any other state
+# (installed, unpacked, half-configured, triggers-*) has files in the image.
+ABSENT_STATES = frozenset({"not-installed", "config-files"})
 
 
 def parse_probe(output: str) -> dict[str, dict[str, str]]:
@@ -32,9 +53,13 @@ def parse_probe(output: str) -> dict[str, dict[str, str]]:
     pips: dict[str, str] = {}
     for line in output.splitlines():
         kind, _, rest = line.partition("\t")
+        if kind == "probe-error":  # an unreadable database: no package list is better
+            raise ToolError(f"the package probe: {rest.strip()[:80]} in the image (is its "
+                            "/var/lib/dpkg/status damaged?); its package list is unknown")
         if kind == "deb":
             fields = rest.split("\t")
-            if len(fields) >= 2:
+            state = fields[3].strip() if len(fields) > 3 else ""
+            if len(fields) >= 2 and fields[0] and state not in ABSENT_STATES:
                 debs[fields[0]] = fields[1]
         elif kind == "pip" and rest.strip().startswith("["):
             try:

@@ -32,20 +32,24 @@ DEFAULT_TIMEOUT = 3600.0  # seconds; a bound for a hung tool, not a performance 
 
 def run_logged(cmd: Sequence[str], log: Path, *, what: str, cwd: Path | None = None,
                env: Mapping[str, str] | None = None, input_bytes: bytes | None = None,
-               timeout: float = DEFAULT_TIMEOUT) -> None:
+               timeout: float = DEFAULT_TIMEOUT, umask: int = -1,
+               stdout: Path | None = None) -> None:
     """Run ``cmd`` appending its output to ``log``; raise :class:`ToolError` on failure or
-    when it runs longer than ``timeout`` seconds (it is killed then)."""
+    when it runs longer than ``timeout`` seconds (it is killed then). ``umask`` (when not
+    -1) is the tool's own, for tools that create files of an image; ``stdout`` receives
+    the standard output instead of the log (stderr still goes to the log)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
-    with log.open("ab") as handle:
+    with log.open("ab") as handle, (stdout.open("wb") if stdout else handle) as out:
         handle.write(f"\n$ {redact(' '.join(cmd))}\n".encode())
         handle.flush()
         try:
-            proc = subprocess.run(list(cmd), stdout=handle, stderr=subprocess.STDOUT, cwd=cwd,
-                                  env=full_env, input=input_bytes, check=False,
-                                  timeout=timeout)
+            proc = subprocess.run(list(cmd), stdout=out, stderr=subprocess.STDOUT
+                                  if stdout is None else handle, cwd=cwd, env=full_env,
+                                  input=input_bytes, check=False, timeout=timeout,
+                                  umask=umask)
         except FileNotFoundError as exc:
             raise ToolError(f"{what}: {cmd[0]} not found (run scripts/setup)") from exc
         except subprocess.TimeoutExpired:

@@ -32,7 +32,11 @@ from lamina.quoting import (
 )
 from lamina.recipe import Image, Recipe
 
-KEY_FORMAT = 2  # 2: apt layers recompile Debian's timestamped .pyc hash-based
+# 2: apt layers recompile Debian's timestamped .pyc hash-based
+# 3: files reach keys and layers with git's modes (0644/0755, lamina.filemodes), so a tree
+#    whose checkout had other modes (a umask of 0002) gets a new key; a debs rootfs has tmp
+#    1777 and its packages in the dpkg database, which changes its bytes
+KEY_FORMAT = 3
 KEY_LABEL = "dev.lamina.key"
 IMAGE_LABEL = "dev.lamina.image"
 DESCRIPTION_LABEL = "org.opencontainers.image.description"

@@ -14,7 +14,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from lamina.confine import PathRefused, place_link
+from lamina import dpkgdb
+from lamina.confine import PathRefused, in_root, make_dirs, place_link
 from lamina.errors import ToolError
 from lamina.layerkinds import RootfsRequest
 from lamina.platforms import Platform, host_platform
@@ -30,6 +31,13 @@ VOLATILE = (
 )
 # Paths buildah mounts over in RUN steps; present in the rootfs so no RUN layer adds them.
 MOUNT_POINTS = ("proc", "sys", "dev", "tmp", "run", "etc", "run/secrets")
+STICKY_DIRS = ("tmp", "var/tmp")
+STICKY_MODE = 0o1777
+# Files buildah bind-mounts over in RUN steps; empty, so that no RUN layer adds them.
+EMPTY_FILES = ("etc/hostname", "etc/resolv.conf", "etc/hosts", "etc/machine-id")
+# Tools that write image files get git's and dpkg's umask (dpkg's lib/dpkg/program.c sets
+# umask(022) for every dpkg program), not the caller's: debootstrap is a shell script.
+IMAGE_UMASK = 0o022
 
 
 def deterministic_tar(root: Path, out: Path, epoch: int) -> None:
@@ -58,21 +66,34 @@ def deterministic_tar(root: Path, out: Path, epoch: int) -> None:
 
 
 def _scrub(root: Path) -> None:
+    """Drop what differs per run, then give the root what every image needs, each file and
+    directory lamina makes with a fixed mode (never the umask's): mount points 0755, ``tmp``
+    and ``var/tmp`` 1777 (world-writable and sticky, as Debian's base-files ships them, and
+    as apptainer's and buildah's users expect), empty ``etc`` files 0644. Every path is
+    found inside the root as the image sees it (:func:`lamina.confine.in_root`), so a symlink
+    among the packages' files can never make this touch the host."""
     for pattern in VOLATILE:
-        for path in root.glob(pattern):
+        directory, _, leaf = pattern.rpartition("/")
+        try:
+            parent = in_root(root, f"{directory}/.") if directory else root
+        except PathRefused:
+            continue
+        if parent is None or not parent.is_dir():
+            continue
+        for path in sorted(parent.glob(leaf)):
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
             else:
                 path.unlink(missing_ok=True)
     for name in MOUNT_POINTS:
-        (root / name).mkdir(parents=True, exist_ok=True)
-    for name in ("etc/hostname", "etc/resolv.conf", "etc/hosts"):
-        target = root / name
-        if not target.exists() and not target.is_symlink():
+        make_dirs(root, name)
+    for name in STICKY_DIRS:
+        os.chmod(make_dirs(root, name), STICKY_MODE)
+    for name in EMPTY_FILES:
+        target = in_root(root, name)
+        if target is not None and not os.path.lexists(target):
             target.write_text("")
-    machine_id = root / "etc/machine-id"
-    if not machine_id.exists():
-        machine_id.write_text("")
+            os.chmod(target, 0o644)
 
 
 def prepare(request: RootfsRequest, cache_dir: Path, epoch: int, log: Path) -> Path:
@@ -88,7 +109,10 @@ def prepare(request: RootfsRequest, cache_dir: Path, epoch: int, log: Path) -> P
             _debootstrap(request, root, Path(tmp), log, epoch)
         else:
             _debs(request, root, Path(tmp), log)
-        _scrub(root)
+        try:
+            _scrub(root)
+        except PathRefused as exc:
+            raise ToolError(f"rootfs layer {request.layer}: {exc}") from None
         deterministic_tar(root, out, epoch)
     return out
 
@@ -112,14 +136,18 @@ def _debootstrap(request: RootfsRequest, root: Path, work: Path, log: Path, epoc
     if foreign:
         cmd.append("--foreign")
     cmd += [opts["suite"], str(root), opts.get("mirror", DEFAULT_MIRROR)]
-    run_logged(cmd, log, what=f"debootstrap {opts['suite']} for {platform}", env=env)
+    run_logged(cmd, log, what=f"debootstrap {opts['suite']} for {platform}", env=env,
+               umask=IMAGE_UMASK)
     if foreign:
         # Second stage runs the target's binaries; binfmt_misc with qemu-user (flag F)
         # makes that work inside the chroot.
         run_logged(["chroot", str(root), "/debootstrap/debootstrap", "--second-stage"], log,
-                   what=f"debootstrap second stage for {platform} (qemu)", env=env)
-    apt_conf = root / "etc/apt/apt.conf.d/99lamina-no-cache"
+                   what=f"debootstrap second stage for {platform} (qemu)", env=env,
+                   umask=IMAGE_UMASK)
+    apt_conf = make_dirs(root, "etc/apt/apt.conf.d") / "99lamina-no-cache"
+    apt_conf.unlink(missing_ok=True)
     apt_conf.write_text('Acquire::Languages "none";\n')
+    os.chmod(apt_conf, 0o644)
 
 
 def _debs(request: RootfsRequest, root: Path, work: Path, log: Path) -> None:
@@ -152,8 +180,12 @@ def _debs(request: RootfsRequest, root: Path, work: Path, log: Path) -> None:
     packages = [f"{p}:{platform.debian_arch}" for p in opts["packages"]]
     run_logged(["apt-get", *apt_opts, "download", "-q", *packages], log, cwd=debs_dir,
                what=f"download {', '.join(opts['packages'])}")
-    for deb in sorted(debs_dir.glob("*.deb")):
-        run_logged(["dpkg-deb", "-x", str(deb), str(root)], log, what=f"extract {deb.name}")
+    unpacked = []
+    for index, deb in enumerate(sorted(debs_dir.glob("*.deb"))):
+        (work / f"deb-{index}").mkdir()
+        unpacked.append(dpkgdb.unpack(deb, root, work / f"deb-{index}", log))
+    # registered as dpkg would, so dpkg-query and SBOM scanners see the packages
+    dpkgdb.register(root, unpacked)
     for link, target in sorted(opts.get("symlinks", {}).items()):
         # confined to the root being assembled: a package's own symlinks on the way are
         # followed as the image will see them, never out to the host

@@ -36,7 +36,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lamina.errors import ToolError, UsageError
+from lamina.errors import LaminaError, ToolError, UsageError
 from lamina.sandbox.action import ACTIONS, SCRIPT, launch_env
 from lamina.sandbox.bindspec import env_bind_values, parse_binds
 from lamina.sandbox.environ import container_env, image_path
@@ -53,6 +53,7 @@ class RunOptions:
     containall: bool = False
     no_home: bool = False
     pwd: str | None = None
+    timeout: float | None = None  # lamina's own; None: the command runs as long as it runs
 
 
 def go_getwd() -> str:
@@ -126,21 +127,36 @@ def _launch(action: str, directory: Path, args: Sequence[str], options: RunOptio
         namespaces = ["--unshare-pid", "--unshare-ipc"] if options.containall else []
         cmd = [bwrap, *namespaces, *mounts, "--die-with-parent", "--chdir", "/", "--",
                "/bin/sh", "-c", SCRIPT, ACTIONS[action], *args]
-        code = _wait_for(subprocess.Popen(cmd, env=start, pass_fds=fds))
+        code = _wait_for(subprocess.Popen(cmd, env=start, pass_fds=fds), options.timeout,
+                         args[0] if args else action)
     return code if code >= 0 else 128 - code
 
 
-def _wait_for(proc: subprocess.Popen[bytes]) -> int:
+class ExecTimeout(LaminaError):
+    """The command outlived ``--timeout``; the exit code is coreutils timeout's."""
+
+    exit_code = 124
+
+
+def _wait_for(proc: subprocess.Popen[bytes], timeout: float | None, what: str) -> int:
     """The command's status. A Ctrl-C is the command's to handle (it gets the terminal's
     SIGINT itself), as apptainer's starter passes signals on (process_linux.go): lamina must
-    not die of it and take the command down."""
-    if threading.current_thread() is not threading.main_thread():
-        return proc.wait()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    not die of it and take the command down. ``timeout`` (``--timeout``, lamina's own:
+    apptainer has none) kills bwrap, and with ``--die-with-parent`` everything inside."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        return proc.wait()
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise ExecTimeout(f"{what!r} was still running after {timeout:g} s (--timeout); "
+                              "it was killed") from None
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def exec_in(directory: Path, command: list[str], options: RunOptions | None = None, *,

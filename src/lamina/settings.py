@@ -44,6 +44,33 @@ class Settings:
         return self.state / "cache"
 
 
+# SOURCE_DATE_EPOCH is whole seconds since 1970 (reproducible-builds.org/specs/source-date-epoch);
+# the image's `created` time is RFC 3339, whose years end at 9999 (Go's time.MarshalJSON, which
+# buildah and skopeo use, refuses later ones), and Python's datetime ends there too.
+EPOCH_MIN = 0
+EPOCH_MAX = 253_402_300_799  # 9999-12-31T23:59:59Z
+
+
+def epoch_source(flag: int | None, recipe: Recipe) -> str:
+    """Where the epoch in force comes from, as the user would write it."""
+    if flag is not None:
+        return "--source-date-epoch"
+    for name in ("LAMINA_SOURCE_DATE_EPOCH", "SOURCE_DATE_EPOCH"):
+        if os.environ.get(name) not in (None, ""):
+            return name
+    if recipe.settings.get("source_date_epoch") is not None:
+        return f"{recipe.root / 'recipe.yaml'}: source_date_epoch"
+    return "the default epoch"
+
+
+def checked_epoch(value: int, source: str) -> int:
+    """Refuse an epoch no image timestamp can carry, in one line that says the valid range."""
+    if not EPOCH_MIN <= value <= EPOCH_MAX:
+        raise UsageError(f"{source}: {value} is outside the valid range of seconds since "
+                         f"1970: {EPOCH_MIN} to {EPOCH_MAX} (9999-12-31T23:59:59Z)")
+    return value
+
+
 def project_dir(flag: str | None) -> Path:
     return Path(resolve(flag, "LAMINA_PROJECT", None, ".")).resolve()
 
@@ -58,12 +85,17 @@ def settings_for(recipe: Recipe, *, store: str | None = None, jobs: int | None =
     state_path = Path(resolve(None, "LAMINA_STATE", None, str(recipe.root / ".lamina")))
     try:
         jobs_value = int(resolve(jobs, "LAMINA_JOBS", cfg.get("jobs"), 2))
-        # The ecosystem-wide SOURCE_DATE_EPOCH counts as a LAMINA_ variable of lower rank.
-        recipe_epoch = resolve(None, "SOURCE_DATE_EPOCH", cfg.get("source_date_epoch"), None)
-        epoch_value = int(resolve(epoch, "LAMINA_SOURCE_DATE_EPOCH", recipe_epoch,
-                                  DEFAULT_EPOCH))
     except ValueError as exc:
         raise UsageError(f"expected an integer: {exc}") from None
+    # The ecosystem-wide SOURCE_DATE_EPOCH counts as a LAMINA_ variable of lower rank.
+    recipe_epoch = resolve(None, "SOURCE_DATE_EPOCH", cfg.get("source_date_epoch"), None)
+    raw_epoch = resolve(epoch, "LAMINA_SOURCE_DATE_EPOCH", recipe_epoch, DEFAULT_EPOCH)
+    try:
+        epoch_value = int(raw_epoch)
+    except ValueError:
+        raise UsageError(f"{epoch_source(epoch, recipe)}: expected whole seconds since 1970 "
+                         f"({EPOCH_MIN} to {EPOCH_MAX}), got {str(raw_epoch)[:40]!r}") from None
+    epoch_value = checked_epoch(epoch_value, epoch_source(epoch, recipe))
     if jobs_value < 1:
         raise UsageError("jobs must be at least 1")
     ca_raw = resolve(ca_bundle, "LAMINA_CA_BUNDLE", None, None)

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +12,7 @@ from lamina.cvmfs import WishlistError
 from lamina.cvmfs.wishlist import existing_entries
 from lamina.errors import RecipeError
 from lamina.yamlio import MAX_FILE_BYTES, load_yaml
+from tests.peak_memory import run_measured
 
 LAMINA = str(Path(sys.executable).with_name("lamina"))
 # 342 bytes; expanded as plain data, 9**9 ≈ 387 million strings
@@ -24,38 +21,17 @@ BOMB = "".join(
     for prev, name in zip(["", *"abcdefgh"], "abcdefghi", strict=True))
 
 
-def run_measured(cmd: list[str], timeout: float = 60) -> tuple[int, str, int]:
-    """(exit code, stderr, peak resident memory in KiB) of ``cmd``, killed after
-    ``timeout`` seconds."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + timeout
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
-            os.kill(proc.pid, signal.SIGKILL)
-            os.wait4(proc.pid, 0)
-            pytest.fail(f"{cmd} still running after {timeout}s")
-        time.sleep(0.05)
-    assert proc.stderr is not None
-    err = proc.stderr.read().decode()
-    proc.stderr.close()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, err, usage.ru_maxrss
-
-
 def test_an_alias_bomb_is_refused_in_one_line_with_little_memory(
         tree: Callable[[str], Path]) -> None:
     root = tree("tiny")
     image = root / "images/app/image.yaml"
     image.write_text(BOMB)
     assert len(BOMB) < 350
-    code, err, peak_kib = run_measured([LAMINA, "-C", str(root), "plan"])
-    assert code == 2
-    assert err == (f"lamina: error: {image.resolve()}:6: invalid YAML: aliases expand to more "
-                   "than 100000 nodes\n")
-    assert peak_kib < 150 * 1024, f"peak memory {peak_kib} KiB"
+    measured = run_measured([LAMINA, "-C", str(root), "plan"])
+    assert measured.code == 2
+    assert measured.err == (f"lamina: error: {image.resolve()}:6: invalid YAML: aliases "
+                            "expand to more than 100000 nodes\n")
+    assert measured.peak_kib < 150 * 1024, f"peak memory {measured.peak_kib} KiB"
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -122,9 +122,11 @@ def tls_registry(tmp_path: Path) -> Iterator[TlsRegistry]:
     registry = TlsRegistry(host, username, password, root / "certs", authfile, root / "data",
                            access_log, process)
     yield registry
-    process.terminate()
+    # registry.process, not the first process: a test may have killed and restarted it
+    registry.process.terminate()
     try:
-        process.wait(timeout=10)
+        registry.process.wait(timeout=10)
     except subprocess.TimeoutExpired:
-        process.kill()
+        registry.process.kill()
+        registry.process.wait(timeout=10)
     shutil.rmtree(root / "data", ignore_errors=True)

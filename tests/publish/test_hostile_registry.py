@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +22,7 @@ from lamina.credentials import Binding, Credentials, CredentialStore
 from lamina.errors import RegistryError
 from lamina.registry_client import RegistryClient
 from tests.core.conftest import CliResult, require_tool
+from tests.peak_memory import run_measured
 from tests.publish.hostile_registry import TOKEN, Hostile
 
 Lamina = Callable[..., CliResult]
@@ -185,17 +185,11 @@ def test_a_200_mb_manifest_is_refused_in_bounded_time_and_memory(
     registry = hostile(auth="none", huge_manifest=200 << 20, huge_chunked=chunked)
     root = tree("tiny")
     lamina_bin = Path(sys.executable).parent / "lamina"
-    # a fresh parent whose only child is lamina: RUSAGE_CHILDREN is that child's peak RSS
-    probe = ("import resource, subprocess, sys\n"
-             "proc = subprocess.run(sys.argv[1:], capture_output=True, text=True, timeout=120)\n"
-             "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
-             "print(proc.returncode, peak, proc.stderr.strip(), sep='\\n')\n")
     started = time.monotonic()
-    out = subprocess.run([sys.executable, "-c", probe, str(lamina_bin), "-C", str(root),
-                          "plan", "--against", f"{registry.host}/hep", "--insecure-loopback"],
-                         capture_output=True, text=True, timeout=150).stdout.splitlines()
+    measured = run_measured([str(lamina_bin), "-C", str(root), "plan", "--against",
+                             f"{registry.host}/hep", "--insecure-loopback"], timeout=120)
     elapsed = time.monotonic() - started
-    code, peak_kib, err = int(out[0]), int(out[1]), out[2]
+    code, peak_kib, err = measured.code, measured.peak_kib, measured.err.strip()
     assert code == 1
     assert err.startswith(f"lamina: error: {registry.host}: GET /v2/hep/")
     assert err.endswith("-byte limit") and "4194304" in err

@@ -134,3 +134,59 @@ def single(root: Path, layers: list[bytes], ref: str = "test", **kwargs: Any) ->
     digest, size, config = layout.image(layers, **kwargs)
     layout.tag(ref, digest, size)
     return config
+
+
+# ---- raw documents, for layouts that are malformed on purpose ----
+
+CONFIG = "application/vnd.oci.image.config.v1+json"
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def diff_id(layer: bytes) -> str:
+    """The DiffID of a layer blob: the digest of its uncompressed tar (config.md)."""
+    return sha256(gzip.decompress(layer) if layer[:2] == b"\x1f\x8b" else layer)
+
+
+def config_doc(diff_ids: list[str], **extra: Any) -> dict[str, Any]:
+    return {"architecture": "amd64", "os": "linux", "config": {"Env": []},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids}, **extra}
+
+
+def desc(digest: str, size: int, media: str = MANIFEST, **extra: Any) -> dict[str, Any]:
+    return {"mediaType": media, "digest": digest, "size": size, **extra}
+
+
+class RawLayout(Layout):
+    """A layout whose documents are written exactly as given (any shape)."""
+
+    def json_blob(self, doc: Any) -> dict[str, Any]:
+        """Store ``doc`` as a blob; return a descriptor of it (media type to be set)."""
+        raw = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+        return {"digest": self.blob(raw), "size": len(raw)}
+
+    def write_index(self, doc: Any) -> None:
+        (self.root / "oci-layout").parent.mkdir(parents=True, exist_ok=True)
+        (self.root / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+        raw = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+        (self.root / "index.json").write_bytes(raw)
+
+    def manifest(self, config: Any, layers: Any, **extra: Any) -> dict[str, Any]:
+        """A manifest blob with exactly these ``config`` and ``layers`` values."""
+        doc = {"schemaVersion": 2, "mediaType": MANIFEST, "config": config, "layers": layers,
+               **extra}
+        return {"mediaType": MANIFEST, **self.json_blob(doc)}
+
+    def image_parts(self, layers: list[bytes], diff_ids: list[str] | None = None
+                    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """A valid config descriptor and layer descriptors for ``layers``."""
+        config = self.json_blob(config_doc(diff_ids if diff_ids is not None
+                                           else [diff_id(b) for b in layers]))
+        return ({"mediaType": CONFIG, **config},
+                [desc(self.blob(b), len(b), GZIP_LAYER) for b in layers])
+
+    def tag_desc(self, descriptor: dict[str, Any], ref: str = "test") -> None:
+        self.write_index({"schemaVersion": 2, "manifests": [
+            {**descriptor, "annotations": {"org.opencontainers.image.ref.name": ref}}]})

@@ -3,14 +3,15 @@ directory is ever created, changed or removed (refusing the layer is fine)."""
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lamina.unpack.layers import LayerError, apply_layers
-from tests.unpack.oci import Entry, gz, tar_bytes
+from lamina.unpack.layers import LayerError, LayerRef, apply_layers
+from tests.unpack.oci import GZIP_LAYER, Entry, gz, tar_bytes
 from tests.unpack.test_security import snapshot
 
 # repeated items weigh more: most entries must get past the name checks so that links,
@@ -22,6 +23,10 @@ COMPONENTS = ["a", "a", "a", "b", "b", "b", "evil", "evil", "evil", "up", "up", 
 LINK_TARGETS = ["/", "..", "../..", "../../sentinel", "../../../sentinel/target", "a", "evil",
                 "a/../..", "/tmp", ".", "target", "evil/target", "@SENTINEL@",
                 "@SENTINEL@/target"] + ["a", "b", "target", "a/b", "b/target"] * 4
+
+
+def digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 @st.composite
@@ -62,9 +67,10 @@ def test_nothing_is_ever_written_outside_the_target(layers: list[list[Entry]]) -
             fixed = [Entry(e.name.replace("@SENTINEL@", str(sentinel)), e.kind, e.data, e.mode,
                            e.linkname.replace("@SENTINEL@", str(sentinel))) for e in layer]
             blob = blobs / f"layer{number}"
-            blob.write_bytes(gz(tar_bytes(fixed)))
-            specs.append((blob, f"sha256:{number:064d}", "application/vnd.oci.image.layer."
-                                                         "v1.tar+gzip"))
+            plain = tar_bytes(fixed)
+            blob.write_bytes(gz(plain))
+            specs.append(LayerRef(blob, digest(blob.read_bytes()), GZIP_LAYER,
+                                  blob.stat().st_size, digest(plain)))
         outside = {p: v for p, v in snapshot(jail).items()
                    if not p.startswith(str(root) + "/")}
         try:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from lamina.errors import UsageError
+from lamina.filemodes import copy_tree
 from lamina.pipcache import LINK as PIP_CACHE_LINK
 from lamina.render import BuildUnit
 from lamina.settings import Settings
@@ -89,7 +90,13 @@ def write_context(unit: BuildUnit, context: Path, rootfs_tars: dict[str, Path],
                   cache: Path | None = None) -> Path:
     """Lay out the build context in ``context`` (a new directory private to this run, see
     :func:`lamina.scratch.owned_dir`): the Containerfile, exactly the files the layers
-    read, and for pip layers the link to the pip ``cache``."""
+    read, and for pip layers the link to the pip ``cache``.
+
+    The layers' files are copied with git's modes (:func:`lamina.filemodes.copy_tree`):
+    ``COPY`` takes each file's mode from the context into the layer, and a script may copy
+    its inputs too, so the checkout's umask must stop here. Rootfs tars carry their own
+    modes inside.
+    """
     context.mkdir(parents=True, exist_ok=True)
     if cache is not None and any(layer.pip_cache for layer in unit.layers):
         cache.mkdir(parents=True, exist_ok=True)
@@ -97,10 +104,7 @@ def write_context(unit: BuildUnit, context: Path, rootfs_tars: dict[str, Path],
     for rel, source in sorted(unit.context_files().items()):
         target = context / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, symlinks=True)
-        else:
-            shutil.copy2(source, target, follow_symlinks=False)
+        copy_tree(source, target)
     for name, tar in rootfs_tars.items():
         target = context / name
         try:

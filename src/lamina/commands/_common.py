@@ -86,8 +86,14 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich would exit 1 silently; lamina.cli reports a closed pipe in one line (exit 141)
+        raise BrokenPipeError
+
+
 def console() -> Console:
     # CI logs are not terminals: give tables room instead of rich's 80-column default.
     probe = Console()
     width = None if probe.is_terminal else 200
-    return Console(highlight=False, soft_wrap=False, width=width)
+    return _Console(highlight=False, soft_wrap=False, width=width)

@@ -35,6 +35,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pwd", metavar="DIR", default=None,
                         help="working directory inside (default: the current directory, or "
                              "$HOME with --contain)")
+    parser.add_argument("--timeout", metavar="SECONDS", type=float, default=None,
+                        help="kill the command after SECONDS and exit 124 (lamina's own; "
+                             "default: none, the command runs as long as it runs)")
 
 
 def split_late_options(args: argparse.Namespace, prog: str) -> list[str]:
@@ -51,6 +54,7 @@ def split_late_options(args: argparse.Namespace, prog: str) -> list[str]:
         for flag in ("cleanenv", "contain", "containall", "no_home"):
             setattr(args, flag, getattr(args, flag) or getattr(extra, flag))
         args.pwd = extra.pwd or args.pwd
+        args.timeout = extra.timeout if extra.timeout is not None else args.timeout
         rest = rest[split:]
     if rest and rest[0] == "--":
         rest = rest[1:]
@@ -60,7 +64,9 @@ def split_late_options(args: argparse.Namespace, prog: str) -> list[str]:
 def run_options(args: argparse.Namespace) -> RunOptions:
     from lamina.sandbox_exec import RunOptions
 
-    return RunOptions(binds=list(args.bind or []), clean_env=args.cleanenv,
+    if args.timeout is not None and not 0 < args.timeout < 10**9:
+        raise UsageError(f"--timeout {args.timeout:g}: expected a positive number of seconds")
+    return RunOptions(timeout=args.timeout, binds=list(args.bind or []), clean_env=args.cleanenv,
                       contain=args.contain, containall=args.containall,
                       no_home=args.no_home, pwd=args.pwd)
 

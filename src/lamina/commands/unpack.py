@@ -12,6 +12,7 @@ from lamina.commands._common import console, load, print_json
 from lamina.errors import UsageError
 from lamina.settings import project_dir
 from lamina.store import Store
+from lamina.unpack.budget import budget_for
 from lamina.unpack.layout import unpack
 from lamina.unpack.source import (
     Source,
@@ -56,6 +57,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="containers auth file for the registry (default: the "
                              "containers/docker auth files; LAMINA_REGISTRY_* only for the "
                              "recipe's targets or LAMINA_TARGET)")
+    parser.add_argument("--max-bytes", metavar="SIZE", default=None,
+                        help="stop when the files written (uncompressed) would exceed SIZE; "
+                             "suffixes K, M, G, T are powers of 1024, e.g. 20G (default: the "
+                             "smaller of 64G and the free space on DIR's filesystem)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(handler=run)
 
@@ -91,8 +96,9 @@ def resolve_source(args: argparse.Namespace) -> Source:
 
 
 def run(args: argparse.Namespace) -> int:
+    budget = budget_for(args.max_bytes, Path(args.dir))  # a bad size fails before any copy
     source = resolve_source(args)
-    result = unpack(source, Path(args.dir))
+    result = unpack(source, Path(args.dir), budget)
     if args.json:
         print_json({"public": result.public, "path": str(result.public_path),
                     "target": result.target,

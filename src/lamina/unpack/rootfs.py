@@ -1,28 +1,32 @@
-"""The target of an unpack, reached only through descriptors: nothing a layer says can make
-lamina write outside it.
+"""The target of an unpack, reached only through descriptors: nothing a layer says can make lamina
+write outside it.
 
 Security: a layer is data from the network. Every entry name is normalised (``./`` prefixes and
 empty or ``.`` components removed) and then refused with :class:`UnsafeEntryError` if it is
-absolute or has a ``..`` component (GNU tar would strip a leading ``/``; DUCC's notes say reject,
-and a layer written by buildah or docker never has one). Paths are walked one component at a
-time with ``openat(O_NOFOLLOW|O_DIRECTORY)`` from a descriptor of the root, so no symlink is
-ever followed: an entry *below* a symlink (``evil -> /tmp/x`` then ``evil/file``) is refused
-whatever the symlink points at, because a layer made by diffing a real filesystem never has one
-and the unpacker's literal-path merge could not reproduce it. Final components are created with
-``O_EXCL|O_NOFOLLOW`` after removing what was there, so writing never goes through a symlink.
-Hardlink targets are resolved the same way, so they cannot name a file outside the root.
-Whiteouts only ever delete, so a whiteout below a symlink or missing directory is a no-op.
+absolute or has a ``..`` component (GNU tar would strip a leading ``/``; DUCC's notes say
+reject, and a layer written by buildah or docker never has one). Paths are walked one component
+at a time with ``openat(O_NOFOLLOW|O_DIRECTORY)`` from a descriptor of the root (or of a
+directory below it that was opened the same way and is kept by :mod:`lamina.unpack.dirchain`),
+so no symlink is ever followed: an entry *below* a symlink (``evil -> /tmp/x`` then
+``evil/file``) is refused whatever the symlink points at, because a layer made by diffing a real
+filesystem never has one and the unpacker's literal-path merge could not reproduce it. Final
+components are created with ``O_EXCL|O_NOFOLLOW`` after removing what was there, so writing
+never goes through a symlink. Hardlink targets are resolved the same way, so they cannot name a
+file outside the root. Whiteouts only ever delete, so a whiteout below a symlink or missing
+directory is a no-op.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import shutil
 import stat
 from pathlib import Path
 
 from lamina.errors import LaminaError
+from lamina.unpack.dirchain import DirChain, OpenCounter
+from lamina.unpack.dirmeta import DirMeta
+from lamina.unpack.removal import remove_entry
 
 
 class LayerError(LaminaError):
@@ -61,67 +65,57 @@ def set_mtime(target: int | str, mtime: float, dir_fd: int | None = None) -> Non
 
 
 class RootFS:
-    """A root directory, reached only through descriptors opened without following symlinks."""
+    """A root directory, reached only through descriptors opened without following symlinks.
+
+    Directories are reached through one :class:`DirChain` (one ``openat`` per directory for a
+    layer listed depth first, however deep), subtrees are removed by
+    :func:`~lamina.unpack.removal.remove_entry` (a loop, no recursion), and the final directory
+    modes and times are kept in a :class:`DirMeta` tree until :meth:`finish`."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        self._cached: tuple[tuple[str, ...], int] | None = None
+        self.counter = OpenCounter()
+        self.dirs = DirChain(self.fd, self.counter)
         # intended (mode, mtime) of directories; applied at the very end so that a read-only
         # directory of a lower layer can still receive files from an upper one
-        self.dir_meta: dict[tuple[str, ...], tuple[int, float]] = {}
+        self.dir_meta = DirMeta()
+
+    @property
+    def dir_opens(self) -> int:
+        return self.counter.opens
 
     def close(self) -> None:
-        self.forget()
+        self.dirs.close()
         os.close(self.fd)
-
-    def forget(self) -> None:
-        """Drop the cached parent descriptor (after any removal it may have become stale)."""
-        if self._cached is not None:
-            os.close(self._cached[1])
-            self._cached = None
 
     def _open_dir(self, parts: tuple[str, ...], *, create: bool, strict: bool, digest: str,
                   name: str) -> int | None:
         """A descriptor of directory ``parts``, never following a symlink. A missing component
         is created (``create``) or gives None; a symlink or non-directory on the way raises
         (``strict``) or gives None."""
-        if self._cached is not None and self._cached[0] == parts:
-            return os.dup(self._cached[1])
-        fd = os.dup(self.fd)
+        fd, blocked = self.dirs.walk(parts, create=create)
+        if blocked is None:
+            return fd
+        exc = blocked.error
+        if isinstance(exc, FileNotFoundError):
+            return None
+        if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+            raise exc
+        if not strict:
+            return None
+        where = "/".join(parts[:blocked.index + 1])
+        parent, _ = self.dirs.walk(parts[:blocked.index], create=False)
         try:
-            for index, comp in enumerate(parts):
-                try:
-                    nfd = os.open(comp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
-                                  | os.O_CLOEXEC, dir_fd=fd)
-                except FileNotFoundError:
-                    if not create:
-                        os.close(fd)
-                        return None
-                    os.mkdir(comp, 0o755, dir_fd=fd)
-                    nfd = os.open(comp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
-                                  | os.O_CLOEXEC, dir_fd=fd)
-                except OSError as exc:
-                    if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
-                        raise
-                    if not strict:
-                        os.close(fd)
-                        return None
-                    where = "/".join(parts[:index + 1])
-                    kind = "a symlink" if stat.S_ISLNK(
-                        os.stat(comp, dir_fd=fd, follow_symlinks=False).st_mode) \
-                        else "not a directory"
-                    error = UnsafeEntryError if kind == "a symlink" else LayerError
-                    raise error(f"layer {digest}: entry {name!r}: parent {where!r} is {kind}; "
-                                "refusing to write through it") from None
-                os.close(fd)
-                fd = nfd
-        except BaseException:
-            os.close(fd)
-            raise
-        self.forget()
-        self._cached = (parts, os.dup(fd))
-        return fd
+            is_link = parent is not None and stat.S_ISLNK(
+                os.stat(parts[blocked.index], dir_fd=parent, follow_symlinks=False).st_mode)
+        finally:
+            if parent is not None:
+                os.close(parent)
+        kind = "a symlink" if is_link else "not a directory"
+        error = UnsafeEntryError if is_link else LayerError
+        raise error(f"layer {digest}: entry {name!r}: parent {where!r} is {kind}; "
+                    "refusing to write through it")
 
     def parent(self, parts: list[str], digest: str, name: str) -> int:
         fd = self._open_dir(tuple(parts[:-1]), create=True, strict=True, digest=digest,
@@ -138,27 +132,18 @@ class RootFS:
 
     def remove(self, dfd: int, comp: str, parts: tuple[str, ...]) -> None:
         """Remove ``comp`` (any type, a directory with its subtree) from directory ``dfd``."""
-        try:
-            st = os.stat(comp, dir_fd=dfd, follow_symlinks=False)
-        except FileNotFoundError:
-            return
-        self.forget()
-        if stat.S_ISDIR(st.st_mode):
-            shutil.rmtree(comp, dir_fd=dfd)
-            self.dir_meta = {k: v for k, v in self.dir_meta.items()
-                             if k[:len(parts)] != parts}
-        else:
-            os.unlink(comp, dir_fd=dfd)
+        self.dirs.forget(parts)
+        if remove_entry(dfd, comp, self.counter):
+            self.dir_meta.discard(parts)
 
     def clear_children(self, dfd: int, parts: tuple[str, ...]) -> None:
-        self.forget()
         for child in os.listdir(dfd):
             self.remove(dfd, child, (*parts, child))
 
     def finish(self) -> None:
-        """Apply directory modes and times, deepest first, without following symlinks."""
-        for parts in sorted(self.dir_meta, key=len, reverse=True):
-            mode, mtime = self.dir_meta[parts]
+        """Apply directory modes and times, children before parents, without following
+        symlinks."""
+        for parts, (mode, mtime) in self.dir_meta.deepest_first():
             fd = self._open_dir(parts, create=False, strict=False, digest="", name="")
             if fd is None:
                 continue
@@ -167,4 +152,3 @@ class RootFS:
                 set_mtime(fd, mtime)
             finally:
                 os.close(fd)
-        self.forget()

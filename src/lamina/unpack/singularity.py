@@ -300,7 +300,7 @@ def inject(rootfs: RootFS, config: dict[str, Any]) -> None:
                 mode = None
             if mode is None:
                 os.mkdir(parts[-1], 0o755, dir_fd=pfd)
-            rootfs.dir_meta[tuple(parts)] = (dir_mode, now)
+            rootfs.dir_meta.set(parts, dir_mode, now)
         finally:
             os.close(pfd)
     for rel in FHS_DIRS:
@@ -311,7 +311,7 @@ def inject(rootfs: RootFS, config: dict[str, Any]) -> None:
                 os.mkdir(parts[-1], 0o755, dir_fd=pfd)
             finally:
                 os.close(pfd)
-            rootfs.dir_meta[tuple(parts)] = (dir_mode, now)
+            rootfs.dir_meta.set(parts, dir_mode, now)
     for rel, text in files_for(config).items():
         parts = rel.split("/")
         pfd = rootfs.parent(parts, "(injected)", rel)

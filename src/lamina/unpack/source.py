@@ -19,43 +19,42 @@ Platform choice follows DUCC's multi-arch mode: index entries with architecture 
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from lamina.credentials import CredentialStore
 from lamina.cvmfs import EntryError
 from lamina.cvmfs.entries import parse_entry
-from lamina.errors import ToolError, UsageError
+from lamina.errors import UsageError
 from lamina.platforms import UNAME
 from lamina.store import REF_ANNOTATION, Store
 from lamina.target import pull, refuse_userinfo, unpack_registries
+from lamina.unpack.documents import (
+    Descriptor,
+    ImageConfig,
+    LayoutError,
+    Manifest,
+    blob_path,
+    descriptors,
+    is_index,
+    parse_config,
+    parse_manifest,
+    read_blob_document,
+    read_index_json,
+)
 
-INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
-               "application/vnd.docker.distribution.manifest.list.v2+json")
-ANY_DIGEST_RE = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$")
 ARCH_RE = re.compile(r"^[a-z0-9_]{1,32}$")
 
 
-def checked_digest(value: object, where: Path) -> str:
-    """A digest from an image document, which is data from the network: it names files and
-    directories (``blobs/…``, ``.flat/<cc>/<hex>``), so anything but a plain digest is refused
-    before it reaches a path."""
-    if not isinstance(value, str) or not ANY_DIGEST_RE.match(value):
-        raise ToolError(f"{where}: invalid digest {value!r} in an image document")
-    return value
-
-
-def arch_dir(arch: object, variant: object, where: Path) -> tuple[str, str]:
+def arch_dir(arch: object, variant: object, where: Path | str) -> tuple[str, str]:
     """``(arch, arch[:variant])``; the names become ``.multiarch/<dir>``, so they are checked."""
     if not isinstance(arch, str) or not ARCH_RE.match(arch):
-        raise ToolError(f"{where}: invalid architecture {arch!r} in an image document")
+        raise LayoutError(f"{where}: invalid architecture {arch!r} in an image document")
     if variant in (None, ""):
         return arch, arch
     if not isinstance(variant, str) or not ARCH_RE.match(variant):
-        raise ToolError(f"{where}: invalid variant {variant!r} in an image document")
+        raise LayoutError(f"{where}: invalid variant {variant!r} in an image document")
     return arch, f"{arch}:{variant}"
 
 
@@ -133,8 +132,11 @@ class PlatformImage:
 
     arch_dir: str
     arch: str
-    manifest_digest: str
-    manifest: dict[str, Any]
+    manifest: Manifest
+
+    @property
+    def manifest_digest(self) -> str:
+        return self.manifest.digest
 
 
 @dataclass(frozen=True)
@@ -145,65 +147,53 @@ class Source:
     multi: bool  # came from an index (or several store architectures)
 
     def blob(self, digest: str) -> Path:
-        return _blob(self.layout, digest)
+        return blob_path(self.layout, digest)
 
-    def read_json(self, digest: str) -> dict[str, Any]:
-        try:
-            data: dict[str, Any] = json.loads(self.blob(digest).read_bytes())
-        except FileNotFoundError:
-            raise ToolError(f"blob {digest} is missing from {self.layout}") from None
-        return data
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data: dict[str, Any] = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise UsageError(f"{path} not found (not an OCI image layout?)") from None
-    except json.JSONDecodeError as exc:
-        raise ToolError(f"{path} is not valid JSON: {exc.msg}") from None
-    return data
+    def config(self, image: PlatformImage) -> ImageConfig:
+        """The image's configuration, verified against the manifest's config descriptor."""
+        desc = image.manifest.config
+        doc, where = read_blob_document(self.layout, desc, "config")
+        return parse_config(doc, desc.digest, where)
 
 
-def _blob(layout: Path, digest: object) -> Path:
-    algo, _, hexpart = checked_digest(digest, layout).partition(":")
-    return layout / "blobs" / algo / hexpart
+def _manifest(layout: Path, desc: Descriptor) -> Manifest:
+    doc, where = read_blob_document(layout, desc, "manifest")
+    if is_index(doc, desc):
+        raise LayoutError(f"{where}: an index inside an index is not supported (expected an "
+                          "image manifest)")
+    return parse_manifest(doc, desc.digest, where)
 
 
-def _platform_images(layout: Path, desc: dict[str, Any], arch_default: str = "amd64"
+def _platform_images(layout: Path, desc: Descriptor, arch_default: str = "amd64"
                      ) -> tuple[list[PlatformImage], bool]:
     """The manifests below descriptor ``desc``: itself, or an index's usable entries."""
-    raw = _read_json(_blob(layout, desc["digest"]))
-    media = raw.get("mediaType") or desc.get("mediaType") or ""
-    if media in INDEX_TYPES or "manifests" in raw:
+    doc, where = read_blob_document(layout, desc, "manifest")
+    if is_index(doc, desc):
         out = []
-        for entry in raw.get("manifests") or []:
-            plat = entry.get("platform") or {}
-            if (plat.get("architecture") or "unknown") == "unknown" \
-                    or not _blob(layout, entry.get("digest")).exists():
+        for entry in descriptors(doc, "manifests", where):
+            arch = entry.platform.architecture if entry.platform else "unknown"
+            if arch == "unknown" or not blob_path(layout, entry.digest).exists():
                 continue  # attestations; entries the copy did not bring
-            arch, name = arch_dir(plat.get("architecture"), plat.get("variant"), layout)
-            child = _read_json(_blob(layout, entry["digest"]))
-            _check_manifest(child, layout)
-            out.append(PlatformImage(name, arch, entry["digest"], child))
+            variant = entry.platform.variant if entry.platform else None
+            arch, name = arch_dir(arch, variant, where)
+            out.append(PlatformImage(name, arch, _manifest(layout, entry)))
         return out, True
-    _check_manifest(raw, layout)
-    config = _read_json(_blob(layout, raw["config"]["digest"]))
-    arch, name = arch_dir(config.get("architecture") or arch_default, config.get("variant"),
-                          layout)
-    return [PlatformImage(name, arch, desc["digest"], raw)], False
+    manifest = parse_manifest(doc, desc.digest, where)
+    config_doc, config_where = read_blob_document(layout, manifest.config, "config")
+    config = parse_config(config_doc, manifest.config.digest, config_where)
+    arch, name = arch_dir(config.architecture or arch_default, config.variant, config_where)
+    return [PlatformImage(name, arch, manifest)], False
 
 
-def _check_manifest(manifest: dict[str, Any], where: Path) -> None:
-    config = manifest.get("config")
-    if not isinstance(config, dict):
-        raise ToolError(f"{where}: a manifest without a config descriptor")
-    checked_digest(config.get("digest"), where)
-    layers = manifest.get("layers") or []
-    if not isinstance(layers, list) or not all(isinstance(d, dict) for d in layers):
-        raise ToolError(f"{where}: a manifest with malformed layers")
-    for desc in layers:
-        checked_digest(desc.get("digest"), where)
+def layout_refs(layout: Path) -> dict[str, Descriptor]:
+    """ref-name annotation -> descriptor, for every image listed in the layout's index.json."""
+    index, where = read_index_json(layout)
+    refs: dict[str, Descriptor] = {}
+    for desc in descriptors(index, "manifests", where):
+        ref = desc.annotations.get(REF_ANNOTATION)
+        if ref:
+            refs[ref] = desc
+    return refs
 
 
 def _select(images: list[PlatformImage], platform: str | None, what: str
@@ -225,10 +215,10 @@ def _select(images: list[PlatformImage], platform: str | None, what: str
 
 def from_layout(layout: Path, ref: str | None, platform: str | None,
                 name: PublicName) -> Source:
-    index = _read_json(layout / "index.json")
-    descs = [d for d in index.get("manifests") or [] if isinstance(d, dict)]
+    index, where = read_index_json(layout)
+    descs = descriptors(index, "manifests", where)
     if ref:
-        descs = [d for d in descs if (d.get("annotations") or {}).get(REF_ANNOTATION) == ref]
+        descs = [d for d in descs if d.annotations.get(REF_ANNOTATION) == ref]
         if not descs:
             raise UsageError(f"no image {ref!r} in the OCI layout {layout}")
     elif len(descs) != 1:
@@ -241,7 +231,7 @@ def from_layout(layout: Path, ref: str | None, platform: str | None,
 
 def from_store(store: Store, image: str, platform: str | None,
                name: PublicName | None) -> Source:
-    refs = store.refs()
+    refs = layout_refs(store.root) if (store.root / "index.json").exists() else {}
     if image in refs:
         base = image
         for arch in UNAME:

@@ -1,0 +1,4 @@
+#!/bin/sh
+set -eu
+mkdir -p /opt/payload
+cp -Rp payload/. /opt/payload/
