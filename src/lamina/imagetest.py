@@ -11,13 +11,14 @@ exactly that image and those tests.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lamina.builders.base import Builder
-from lamina.errors import ToolError
+from lamina.errors import ToolError, UsageError
 from lamina.noderecord import tests_entry, tests_hash
 from lamina.recipe import Recipe, TestSpec
 from lamina.redact import redact
@@ -25,7 +26,23 @@ from lamina.render import BuildUnit
 from lamina.store import Store
 from lamina.testrunner import ItemResult, items_for, results_dir, run_items, tail
 
-DEFAULT_TIMEOUT = 900.0
+DEFAULT_TIMEOUT = 900.0  # seconds one test may run without finishing
+
+
+def per_test_timeout() -> float:
+    """Seconds one test may take: ``LAMINA_TEST_TIMEOUT``, default 900 (then it fails with
+    exit 124 and the node's other tests still run)."""
+    raw = os.environ.get("LAMINA_TEST_TIMEOUT", "")
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise UsageError(f"LAMINA_TEST_TIMEOUT: expected a positive number of seconds, got "
+                         f"{raw[:40]!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -57,7 +74,7 @@ def applicable(tests: list[TestSpec], unit: BuildUnit) -> list[TestSpec]:
 
 
 def execute_tests(recipe: Recipe, unit: BuildUnit, builder: Builder, store: Store, log: Path,
-                  work: Path, timeout: float = DEFAULT_TIMEOUT, probe: str | None = None,
+                  work: Path, timeout: float | None = None, probe: str | None = None,
                   run_chain: bool = True) -> TestRun:
     """Run every test of ``unit``'s chain (unless not ``run_chain``), and the package
     ``probe`` when given, in one container of the node's image; record nothing."""
@@ -66,7 +83,8 @@ def execute_tests(recipe: Recipe, unit: BuildUnit, builder: Builder, store: Stor
     specs = applicable(recipe.test_chain(unit.name), unit) if run_chain else []
     items = items_for(specs, probe)
     with results_dir(work) as results, builder.test_container(unit, results) as container:
-        done = run_items(container, items, results, log, timeout)
+        done = run_items(container, items, results, log,
+                         per_test_timeout() if timeout is None else timeout)
     run = TestRun()
     for item in items:
         result = done.get(item.index) or ItemResult(1, "lamina: the test did not run", 0.0)
@@ -91,7 +109,7 @@ def results_entry(recipe: Recipe, unit: BuildUnit, manifest_digest: str,
 
 
 def run_tests(recipe: Recipe, unit: BuildUnit, builder: Builder, store: Store, log: Path,
-              work: Path, timeout: float = DEFAULT_TIMEOUT) -> list[TestResult]:
+              work: Path, timeout: float | None = None) -> list[TestResult]:
     """Test the node as stored and record the results with it (``lamina test``, and nodes
     the plan says to test). Recorded only if the store still holds the verified image that
     was tested (another run may have replaced it meanwhile)."""

@@ -43,7 +43,7 @@ GATE_SECONDS = 10.0  # for a runner let go, or killed, to end
 MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 # $1 is the importer program, then groups: "sh I LINE", "probe I LINE" (stdout and stderr
-# apart), "py I PYTHON M1,M2,..." (tests I, I+1, ... import M1, M2, ...). The runner says
+# apart), "py I PYTHON I:M,J:N,..." (test I imports module M, test J module N, ...). The runner says
 # who it is (its pid) when it starts and when it is done, then waits on the gate until the
 # host ends it with everything its tests left running.
 RUNNER = f"""d={RESULTS_MOUNT}; imp=$1; shift
@@ -63,10 +63,9 @@ read -r _ < "$d/{GATE}"
 """
 
 IMPORTER = """import importlib, os, sys, traceback
-d, first, modules = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(",")
+d, tests = sys.argv[1], [t.split(":") for t in sys.argv[3].split(",")]
 sys.argv = ["-c"]
-for n, name in enumerate(modules):
-    i = first + n
+for i, name in tests:
     open(f"{d}/{i}.start", "w").close()
     sys.stdout.flush(); sys.stderr.flush()
     fd = os.open(f"{d}/{i}.out", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -77,7 +76,7 @@ for n, name in enumerate(modules):
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     except BaseException:
-        traceback.print_exc(); code = 1
+        sys.stdout.flush(); traceback.print_exc(); code = 1
     sys.stdout.flush(); sys.stderr.flush()
     with open(f"{d}/{i}.rc.part", "w") as f: f.write(f"{code}\\n")
     os.replace(f"{d}/{i}.rc.part", f"{d}/{i}.rc")
@@ -180,8 +179,8 @@ def runner_argv(items: list[Item]) -> list[str]:
         if imports is None:
             argv += ["probe" if first.spec is None else "sh", str(first.index), first.command]
         else:
-            modules = [i.imports[1] for i in group if i.imports is not None]
-            argv += ["py", str(first.index), imports[0], ",".join(modules)]
+            tests = [f"{i.index}:{i.imports[1]}" for i in group if i.imports is not None]
+            argv += ["py", str(first.index), imports[0], ",".join(tests)]
     return argv
 
 
@@ -200,21 +199,23 @@ def run_items(container: TestContainer, items: list[Item], results: Path, log: P
             for item in pending:
                 if (results / f"{item.index}.rc").is_file():
                     done[item.index] = _collect(results, item)
-            rest = [i for i in pending if i.index not in done]
+            # in the order the runner ran them: the first one not finished is where it stopped
+            groups = groups_of(pending)
+            rest = [i for group in groups for i in group if i.index not in done]
             if not rest:
                 break
             first = rest[0]
-            group = next(g for g in groups_of(pending) if first in g)
+            group = next(g for g in groups if first in g)
             interpreter = _read(results / f"py-{group[0].index}.rc").strip()
             if killed:
                 note = f"\nlamina: timed out after {timeout:.0f}s\n"
                 done[first.index] = _collect(results, first, TIMED_OUT, note)
-                pending = rest[1:]
+                pending = [i for i in pending if i.index not in done]
             elif (results / f"{first.index}.start").is_file():
                 # the import began and its interpreter died (a crash in an extension module)
                 exit_code = int(interpreter) if interpreter.isdigit() else 1
                 done[first.index] = _collect(results, first, exit_code)
-                pending = rest[1:]
+                pending = [i for i in pending if i.index not in done]
             elif interpreter:
                 # the interpreter ended before importing anything more (say, it is missing)
                 why = _runner_logs(results).strip()
@@ -222,7 +223,7 @@ def run_items(container: TestContainer, items: list[Item], results: Path, log: P
                 for item in unstarted:
                     done[item.index] = ItemResult(int(interpreter) if interpreter.isdigit()
                                                   else 1, why, 0.0)
-                pending = [i for i in rest if i not in unstarted]
+                pending = [i for i in pending if i.index not in done]
             else:
                 # the runner never reached it: the tool could not run it (an unknown user...)
                 why = (_read(output) + _runner_logs(results)).strip()
