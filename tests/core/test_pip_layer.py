@@ -25,6 +25,7 @@ def test_pip_layer_is_one_clean_layer(lamina: Callable[..., CliResult],
     with_six = next(r for r in result.json() if r["image"] == "with-six")
     assert {t["name"]: t["passed"] for t in with_six["tests"]} == {
         "import six": True,  # automatic, from the requested packages
+        "import toml": True,
         "six imports from the prefix": True,
         "byte code is hash-based, not timestamped": True,
         "no pip cache left": True,
