@@ -46,6 +46,10 @@ def install_script(python: str, pip: str, flags: str, lock: str) -> str:
     cached = f"{install} --no-index --find-links {WHEELS} -r {lock}"
     download = (f'{python} -c "{_LOCKED}" {MOUNT}/.lock {pip} download --require-hashes '
                 f"--no-deps --dest {WHEELS} -r {lock}")
+    # Each fallible step ends the RUN on failure by itself ("|| exit"): in `a || { b && c; }`
+    # a failing b would only make the group fail, and set -e does not apply to a compound
+    # command whose status comes from a command it ignored (POSIX sh, "set -e"), so the step
+    # would go on and commit a layer without the packages.
     return (f"if [ -d {MOUNT} ]; then {cached} 2>/dev/null || {{ echo 'lamina: downloading "
-            f"the wheels the pip cache lacks'; {download} && {cached}; }}; "
-            f"else {install} --no-cache-dir -r {lock}; fi")
+            f"the wheels the pip cache lacks'; {download} || exit $?; {cached} || exit $?; "
+            f"}}; else {install} --no-cache-dir -r {lock}; fi")

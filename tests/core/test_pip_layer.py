@@ -84,3 +84,20 @@ def test_pip_layer_is_one_clean_layer(lamina: Callable[..., CliResult],
     changes = notes.json()["changes"]
     assert [c for c in changes if not c.startswith("size ")] == [
         "~ pip six 1.16.0 -> 1.15.0"]
+
+    # A wheel the cache lacks and the download refuses (its hash does not match): the pip
+    # step fails and names itself, rather than committing a layer without the package.
+    lock.write_text(lock.read_text().replace(
+        "six==1.15.0 \\\n    --hash=sha256:8b74",
+        "six==1.14.0 \\\n    --hash=sha256:8b74"))
+    refused = lamina("-C", str(root), "build", "--ca-bundle", str(SITE_CA), "--json")
+    assert refused.code == 1, refused.out
+    failed = next(r for r in refused.json() if r["image"] == "with-six")
+    assert failed["outcome"] == "failed"
+    assert failed["error"].startswith("buildah bud failed (exit 1) in layer six (pip) at step "
+                                      ), failed["error"]
+    assert "THESE PACKAGES DO NOT MATCH THE HASHES" in failed["error"] or \
+        "do not match the hashes" in failed["error"].lower(), failed["error"]
+    assert sorted(p.name for p in wheels.iterdir()) == [
+        "six-1.15.0-py2.py3-none-any.whl", "six-1.16.0-py2.py3-none-any.whl",
+        "toml-0.10.2-py2.py3-none-any.whl"]  # nothing unverified kept in the cache
