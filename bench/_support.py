@@ -127,6 +127,7 @@ def node_context(root: Path, image: str, dest: Path) -> tuple[Any, list[str]]:
     from lamina import rootfs
     from lamina.builders.base import pip_cache, write_context
     from lamina.external import ExternalResolver
+    from lamina.layerkinds import CA_SECRET_ID
     from lamina.plan import make_plan
     from lamina.platforms import host_platform
     from lamina.recipe import load_recipe
@@ -151,6 +152,8 @@ def node_context(root: Path, image: str, dest: Path) -> tuple[Any, list[str]]:
                "--build-arg", f"SOURCE_DATE_EPOCH={unit.epoch}", "--pull-never"]
     for name, value in sorted(unit.build_args.items()):
         command += ["--build-arg", f"{name}={value}"]
+    if settings.ca_bundle is not None:  # LAMINA_CA_BUNDLE, as lamina mounts it
+        command += ["--secret", f"id={CA_SECRET_ID},src={settings.ca_bundle}"]
     return unit, [*command, str(dest)]
 
 
