@@ -169,8 +169,10 @@ class NodeWork:
             run = execute_tests(self.recipe, unit, self.builder, self.store, log,
                                 self.settings.state / "work", probe=manifests.PROBE,
                                 run_chain=self.run_image_tests)
-            phases["probe"] = round(run.probe_seconds, 2)
-            phases["tests"] = round(run.seconds - run.probe_seconds, 2)
+            # the container is the tests' when they run, else all of it is the probe's
+            probe = run.probe_seconds if self.run_image_tests else run.seconds
+            phases["probe"] = round(probe, 2)
+            phases["tests"] = round(run.seconds - probe, 2)
             packages = manifests.parse_probe(run.probe_output or "")
             reports = manifests.reports(manifests.build_manifest(unit, staged.image, packages))
             chain = tests_hash(self.recipe.test_chain(unit.name))
