@@ -16,6 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import requests
 
@@ -116,3 +117,52 @@ def remove_buildah_images(prefixes: tuple[str, ...]) -> None:
     if mine:
         subprocess.run(["buildah", "rmi", "-f", *mine], capture_output=True, timeout=600,
                        check=False)
+
+
+def node_context(root: Path, image: str, dest: Path) -> tuple[Any, list[str]]:
+    """Lay out ``image``'s build context for the host platform in ``dest`` exactly as lamina
+    does (its Containerfile, the files its layers read, the pip cache link, the prepared
+    root filesystem tarball), and return (its build unit, the raw ``buildah bud`` command
+    building it into a tag of its own, without lamina's key annotation)."""
+    from lamina import rootfs
+    from lamina.builders.base import pip_cache, write_context
+    from lamina.external import ExternalResolver
+    from lamina.layerkinds import CA_SECRET_ID
+    from lamina.plan import make_plan
+    from lamina.platforms import host_platform
+    from lamina.recipe import load_recipe
+    from lamina.settings import settings_for
+    from lamina.store import Store
+
+    recipe = load_recipe(root)
+    settings = settings_for(recipe)
+    platform = host_platform()
+    entries = make_plan(recipe, Store(settings.store), settings.epoch, [image], [platform],
+                        ExternalResolver(settings.cache))
+    unit = next(e for e in entries if e.image == image).unit
+    if unit is None:
+        raise SystemExit(f"{image} cannot be rendered for {platform}")
+    tars = {r.context_name: rootfs.prepare(r, settings.cache / "rootfs", unit.epoch,
+                                           dest.parent / f"{image}-rootfs.log")
+            for r in unit.rootfs_requests}
+    write_context(unit, dest, tars, pip_cache(settings))
+    command = ["buildah", "bud", "--isolation", "chroot", "--layers", "--no-cache",
+               "--timestamp", str(unit.epoch), "--platform", platform.name, "--format", "oci",
+               "-f", str(dest / "Containerfile"), "-t", f"localhost/bench-raw/{image}:latest",
+               "--build-arg", f"SOURCE_DATE_EPOCH={unit.epoch}", "--pull-never"]
+    for name, value in sorted(unit.build_args.items()):
+        command += ["--build-arg", f"{name}={value}"]
+    if settings.ca_bundle is not None:  # LAMINA_CA_BUNDLE, as lamina mounts it
+        command += ["--secret", f"id={CA_SECRET_ID},src={settings.ca_bundle}"]
+    return unit, [*command, str(dest)]
+
+
+def timed(command: list[str], timeout: float = 3600) -> float:
+    """Seconds ``command`` took; its failure ends the bench with its output."""
+    start = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                          check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:3])} failed ({proc.returncode}):\n"
+                         f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    return time.perf_counter() - start

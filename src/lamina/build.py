@@ -41,6 +41,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from lamina.builders.base import Builder, build_timeout
 from lamina.errors import LaminaError
+from lamina.imagetest import per_test_timeout
 from lamina.nodebuild import (
     BUILT,
     FAILED,
@@ -73,6 +74,7 @@ class BuildRun:
         self.builder = builder
         self.progress = progress
         build_timeout()  # a bad LAMINA_BUILD_TIMEOUT is a usage error before anything runs
+        per_test_timeout()  # and so is a bad LAMINA_TEST_TIMEOUT
         self.work = NodeWork(recipe, settings, store, builder, run_image_tests)
 
     def _do_node(self, entry: PlanEntry) -> NodeResult:

@@ -16,12 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lamina.errors import ToolError
+from lamina.pipcache import MOUNT as PIP_CACHE_MOUNT
 
 _FORBIDDEN = [
     (re.compile(r"^var/lib/apt/lists/(?!lock$|partial/?$|auxfiles/?$).+"), "apt lists"),
     (re.compile(r"^var/cache/apt/.+\.bin$"), "apt caches"),
     (re.compile(r"^var/cache/apt/archives/.+\.deb$"), "downloaded .deb files"),
     (re.compile(r"^(root|home/[^/]+)/\.cache/pip(/|$)"), "pip caches"),
+    # the cache is mounted for pip steps only, so nothing may ever be found at its mount point
+    (re.compile(f"^{re.escape(PIP_CACHE_MOUNT.lstrip('/'))}(/|$)"), "lamina's pip cache"),
     (re.compile(r"^var/log/.+\.log$"), "log files"),
     (re.compile(r"^var/log/apt/.+"), "log files"),
     (re.compile(r"^tmp/.+"), "files in /tmp"),

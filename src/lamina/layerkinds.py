@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lamina import pipcache
 from lamina.confine import shown
 from lamina.errors import RecipeError
 from lamina.filemodes import UnsupportedEntry
@@ -83,6 +84,7 @@ class RenderedLayer:
     # The same step in a form other backends can run without a Containerfile:
     run_body: str | None = None  # shell text of a RUN step (prelude included)
     bind_dir: str | None = None  # context directory bind-mounted at CTX_MOUNT for it
+    pip_cache: bool = False  # lamina's wheel cache is mounted for it (lamina.pipcache)
     copy: tuple[str, str, str | None] | None = None  # (context source, dest, mode) of a COPY
 
 
@@ -241,24 +243,27 @@ def _render_pip(layer: Layer, platform: Platform,
     # behind; the packages it installs are still compiled (hash-based, SOURCE_DATE_EPOCH).
     env = ("export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "
            "PIP_ROOT_USER_ACTION=ignore PYTHONDONTWRITEBYTECODE=1; ")
-    install = "--no-cache-dir --require-hashes --break-system-packages"
+    install = "--require-hashes --break-system-packages"
+    venv = ""
     if prefix == "/usr/local":
         # Debian's pip already installs to /usr/local; an explicit --prefix would land in
         # /usr/local/local because of Debian's posix_local scheme.
-        pip = f"{python} -m pip install {install}"
+        pip = f"{python} -m pip"
     else:
         # Any other prefix is a venv that still sees the system's packages.
         q = shell_word(prefix, _origin(layer, "prefix"))
-        pip = (f"[ -x {q}/bin/python ] || {python} -m venv "
-               f"--system-site-packages --without-pip {q}; "
-               f"{python} -m pip --python {q}/bin/python install {install}")
+        venv = (f"[ -x {q}/bin/python ] || {python} -m venv "
+                f"--system-site-packages --without-pip {q}; ")
+        pip = f"{python} -m pip --python {q}/bin/python"
     ql = shell_path(lock, _origin(layer, "lock"))
-    # an empty lock (a fresh `lamina init` project) installs nothing rather than failing
-    script = (f"cd {CTX_MOUNT}; {env}if grep -q '^[^#[:space:]]' {ql}; then "
-              f"{pip} -r {ql}; fi; {GENERIC_CLEANUP}")
+    # an empty lock (a fresh `lamina init` project) installs nothing rather than failing;
+    # wheels come from lamina's cache when it is mounted (lamina.pipcache)
+    script = (f"cd {CTX_MOUNT}; {env}if grep -q '^[^#[:space:]]' {ql}; then {venv}"
+              f"{pipcache.install_script(python, pip, install, ql)}; fi; {GENERIC_CLEANUP}")
     files = {f"{ctx}/{lock}": lock_path}
-    return RenderedLayer(layer, _run([_bind(ctx)], script), files, inputs,
-                         run_body=f"{PRELUDE}; {script}", bind_dir=ctx)
+    return RenderedLayer(layer, _run([_bind(ctx), pipcache.mount_flag()], script), files,
+                         inputs, run_body=f"{PRELUDE}; {script}", bind_dir=ctx,
+                         pip_cache=True)
 
 
 def _render_rootfs(layer: Layer, platform: Platform,

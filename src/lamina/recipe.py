@@ -38,6 +38,10 @@ class TestSpec:
     origin: str
     user: str | None = None
     platforms: tuple[str, ...] = ()
+    # an automatic import test (lamina.autotests): what ``run`` does, so that a node's import
+    # tests can share one interpreter (lamina.testrunner)
+    python: str | None = None
+    module: str | None = None
 
 
 @dataclass(frozen=True)

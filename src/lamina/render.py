@@ -36,7 +36,9 @@ from lamina.recipe import Image, Recipe
 # 3: files reach keys and layers with git's modes (0644/0755, lamina.filemodes), so a tree
 #    whose checkout had other modes (a umask of 0002) gets a new key; a debs rootfs has tmp
 #    1777 and its packages in the dpkg database, which changes its bytes
-KEY_FORMAT = 3
+# 4: pip layers install through the wheel cache, and a failed download fails the step (the
+#    previous script could commit a pip layer without its packages under a good key)
+KEY_FORMAT = 4
 KEY_LABEL = "dev.lamina.key"
 IMAGE_LABEL = "dev.lamina.image"
 DESCRIPTION_LABEL = "org.opencontainers.image.description"

@@ -55,6 +55,12 @@ def print_summary(results: list[NodeResult], title: str, console: Console) -> No
         log = f" (log: {result.log})" if result.log and str(result.log) not in result.error else ""
         console.print(f"FAILED {result.entry.image} {result.entry.platform}: {result.error}{log}",
                       soft_wrap=True, markup=False)
+        for test in result.tests:
+            if not test.passed:
+                # each failing test on its own, with the tail of its own output
+                console.print(f"  test {test.spec.name!r} ({test.spec.origin}): exit "
+                              f"{test.exit_code}: {test.output_tail or '(no output)'}",
+                              soft_wrap=True, markup=False)
     for result in results:
         for warning in result.warnings:  # built all the same; one line each, like failures
             console.print(f"WARNING {result.entry.image} {result.entry.platform}: {warning}",

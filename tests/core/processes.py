@@ -17,11 +17,14 @@ LAMINA = str(Path(sys.executable).with_name("lamina"))
 
 
 def child_env(fault: str | None = None, paused: Path | None = None,
-              **extra: str) -> dict[str, str]:
+              execs: Path | None = None, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAMINA_TEST_")}
-    if fault is not None:
+    if fault is not None or execs is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(FAULTS), env.get("PYTHONPATH", "")])
+    if fault is not None:
         env["LAMINA_TEST_FAULT"] = fault
+    if execs is not None:
+        env["LAMINA_TEST_EXECS"] = str(execs)
     if paused is not None:
         env["LAMINA_TEST_PAUSED"] = str(paused)
     env.update(extra)
@@ -29,11 +32,12 @@ def child_env(fault: str | None = None, paused: Path | None = None,
 
 
 def start(*args: str, fault: str | None = None, paused: Path | None = None,
-          **extra: str) -> subprocess.Popen[str]:
-    """``lamina ARGS`` in its own process group (so a kill takes its tools with it)."""
+          execs: Path | None = None, **extra: str) -> subprocess.Popen[str]:
+    """``lamina ARGS`` in its own process group (so a kill takes its tools with it); with
+    ``execs``, every command it starts is recorded there (see faults/sitecustomize.py)."""
     return subprocess.Popen([LAMINA, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True,
-                            env=child_env(fault, paused, **extra))
+                            env=child_env(fault, paused, execs, **extra))
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 600
@@ -48,6 +52,6 @@ def finish(process: subprocess.Popen[str], timeout: float = 600
     return process.returncode, out, err
 
 
-def run(*args: str, fault: str | None = None, timeout: float = 600, **extra: str
-        ) -> tuple[int, str, str]:
-    return finish(start(*args, fault=fault, **extra), timeout)
+def run(*args: str, fault: str | None = None, timeout: float = 600,
+        execs: Path | None = None, **extra: str) -> tuple[int, str, str]:
+    return finish(start(*args, fault=fault, execs=execs, **extra), timeout)

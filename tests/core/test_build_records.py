@@ -26,8 +26,8 @@ Lamina = Callable[..., CliResult]
 # (what the run was doing, audit event, what the event's subject contains)
 KILL_POINTS = [
     ("after the build, before the export", "subprocess.Popen", " push "),
-    ("after the export and the hygiene check", "subprocess.Popen", "lamina-probe-"),
-    ("during the tests", "subprocess.Popen", "lamina-test-"),
+    ("after the export and the hygiene check", "subprocess.Popen", "lamina-test-"),
+    ("during the tests", "subprocess.Popen", "destination=/run/lamina-tests"),
     ("during the reports", "os.rename", "/lamina/leaf/amd64.manifest.md"),
     ("after the reports, before the ref", "os.rename", "/.lamina/store/index.json"),
     ("during the record", "os.rename", "/lamina/leaf/amd64.json"),
@@ -193,8 +193,8 @@ def test_a_full_disk_while_storing_fails_in_one_line_and_leaves_nothing_accepted
         assert lamina(*build).code == 0
         change_leaf(root, "full-disk")
         paused = tmp_path / "paused"
-        # exported into staging (on the small disk) and checked; paused before the probe
-        child = processes.start(*build, fault="pause:subprocess.Popen:lamina-probe-",
+        # exported into staging (on the small disk) and checked; paused before the test container
+        child = processes.start(*build, fault="pause:subprocess.Popen:lamina-test-",
                                 paused=paused)
         deadline = time.monotonic() + 300
         while not paused.exists():

@@ -13,10 +13,11 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import threading
-import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -25,7 +26,6 @@ from lamina.builders.base import (
     QUICK_TIMEOUT,
     STEP_TIMEOUT,
     StepCallback,
-    TestOutcome,
     build_timeout,
 )
 from lamina.errors import ToolError
@@ -35,8 +35,9 @@ from lamina.proctree import kill_tree
 from lamina.redact import redact
 from lamina.render import KEY_LABEL, BuildUnit, local_tag
 from lamina.settings import Settings
-from lamina.staging import StagingLayout
+from lamina.staging import ExportCount, StagingLayout
 from lamina.store import Store
+from lamina.testrunner import RESULTS_MOUNT, TestContainer
 
 STEP_RE = re.compile(r"^STEP (\d+)/(\d+): (.*)$")
 BUILDAH = "buildah"
@@ -123,6 +124,11 @@ def bounded(cmd: list[str], timeout: float, output: BinaryIO | None = None
 class BuildahBuilder:
     name = "buildah"
 
+    def __init__(self) -> None:
+        # tags this process built or loaded: a node's tests, and its children's builds, need
+        # no `buildah inspect` to know they exist (one less tool start per node and child)
+        self._local: set[str] = set()
+
     def check(self) -> list[str]:
         problems = []
         for tool in (BUILDAH, "skopeo"):
@@ -131,6 +137,8 @@ class BuildahBuilder:
         return problems
 
     def _exists(self, tag: str) -> bool:
+        if tag in self._local:
+            return True
         try:
             proc = subprocess.run([BUILDAH, "inspect", "--type", "image", tag],
                                   capture_output=True, check=False, timeout=QUICK_TIMEOUT)
@@ -143,6 +151,7 @@ class BuildahBuilder:
         run_logged(["skopeo", "copy", "--quiet", store.transport(ref),
                     f"containers-storage:{tag}"], log, what=f"load {ref} from the store",
                    timeout=STEP_TIMEOUT)
+        self._local.add(tag)
 
     def ensure_local(self, unit: BuildUnit, store: Store, log: Path) -> None:
         if not self._exists(unit.local_tag):
@@ -218,14 +227,16 @@ class BuildahBuilder:
             where, output = failed_step(unit, log)
             raise ToolError(f"buildah bud failed (exit {code}){where}: {redact(output)} "
                             f"[log: {log}]")
+        self._local.add(unit.local_tag)
 
-    def export(self, unit: BuildUnit, staging: StagingLayout, log: Path) -> None:
+    def export(self, unit: BuildUnit, staging: StagingLayout, log: Path) -> ExportCount:
         parent = unit.image.parent_name
         if parent is not None:
-            staging.seed(staging.store.get(f"{parent}-{unit.platform.arch}"))
+            staging.seed_parent_layers(staging.store.get(f"{parent}-{unit.platform.arch}"))
         run_logged([BUILDAH, "push", "--quiet", "--format", "oci", unit.local_tag,
                     staging.transport(unit.store_ref)], log,
                    what=f"export {unit.store_ref}", timeout=STEP_TIMEOUT)
+        return staging.reuse_parent_layers(unit.store_ref)
 
     def _container(self, unit: BuildUnit, purpose: str) -> str:
         name = f"lamina-{purpose}-{uuid.uuid4().hex[:12]}"
@@ -263,24 +274,92 @@ class BuildahBuilder:
                             f"{redact(err.decode(errors='replace').strip()[-200:])}")
         return out.decode(errors="replace").strip()
 
-    def run_test(self, unit: BuildUnit, command: str, user: str | None, log: Path,
-                 timeout: float) -> TestOutcome:
-        start = time.monotonic()
-        log.parent.mkdir(parents=True, exist_ok=True)
+    @contextlib.contextmanager
+    def test_container(self, unit: BuildUnit, results: Path) -> Iterator[TestContainer]:
+        """One container of the node's image for all its tests (and the package probe)."""
+        if "," in str(results):
+            raise ToolError(f"the test results directory {results} has a ',' in its path, "
+                            "which buildah's --mount cannot carry")
         name = self._container(unit, "test")
         try:
-            cmd = [BUILDAH, "run", "--isolation", "chroot"]
-            if user:
-                cmd += ["--user", user]
-            cmd += [name, "--", "/bin/sh", "-c", command]
-            with log.open("ab") as handle:
-                handle.write(f"\n$ test: {command}\n".encode())
-                handle.flush()
-                code, _, _ = bounded(cmd, timeout, handle)
-                if code is None:
-                    handle.write(f"\nlamina: test timed out after {timeout:.0f}s\n".encode())
-                    code = 124
+            yield _Container(name, results)
         finally:
             self._remove(name)
-        return TestOutcome(passed=code == 0, exit_code=code, output_tail=redact(tail(log, 2)),
-                           seconds=time.monotonic() - start)
+
+
+class _Execution:
+    """A ``buildah run`` of a test runner. buildah's chroot isolation gives each run a mount
+    namespace of its own but keeps the host's pid namespace, so the pid the runner reports is
+    its host pid, and every process its tests started, even one that left the runner's
+    process tree (a server started in the background, now a child of init), is found by
+    that mount namespace and ended with the run: nothing a test starts outlives it."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.namespace: str | None = None
+        self.runner = 0
+
+    def wait(self, seconds: float) -> int | None:
+        try:
+            return self.proc.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def attach(self, runner_pid: int) -> None:
+        namespace = _mount_namespace(runner_pid)
+        if namespace is not None and namespace != _mount_namespace(os.getpid()):
+            self.namespace = namespace
+            self.runner = runner_pid
+
+    def stop(self, overdue: bool) -> None:
+        spared = set() if overdue else {self.runner, *_ancestors(self.runner)}
+        if self.namespace is not None:
+            for pid in _pids_in(self.namespace):
+                if pid not in spared:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, signal.SIGKILL)
+        if overdue:
+            kill_tree(self.proc.pid)
+
+
+def _mount_namespace(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/mnt")
+    except OSError:
+        return None
+
+
+def _ancestors(pid: int) -> list[int]:
+    out: list[int] = []
+    while pid > 1:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        pid = int(stat[stat.rfind(")") + 2:].split()[1])
+        out.append(pid)
+    return out
+
+
+def _pids_in(namespace: str) -> list[int]:
+    """Processes in the mount namespace ``namespace`` (see namespaces(7))."""
+    return [int(entry.name) for entry in Path("/proc").iterdir()
+            if entry.name.isdigit() and _mount_namespace(int(entry.name)) == namespace]
+
+
+class _Container:
+    """``buildah run`` in one working container, the results directory bind-mounted."""
+
+    def __init__(self, name: str, results: Path) -> None:
+        self.name = name
+        self.results = results
+
+    def start(self, argv: list[str], user: str | None, output: Path) -> _Execution:
+        cmd = [BUILDAH, "run", "--isolation", "chroot", "--mount",
+               f"type=bind,source={self.results},destination={RESULTS_MOUNT},rw"]
+        if user:
+            cmd += ["--user", user]
+        cmd += [self.name, "--", *argv]
+        with output.open("wb") as handle:
+            return _Execution(subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT,
+                                               stdin=subprocess.DEVNULL))

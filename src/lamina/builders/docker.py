@@ -15,13 +15,14 @@ import and push do) are parsed and fail the step instead of passing silently.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import shutil
 import tarfile
-import time
+import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +32,21 @@ from lamina.builders.base import (
     PROBE_TIMEOUT,
     STEP_TIMEOUT,
     StepCallback,
-    TestOutcome,
     build_timeout,
+    pip_cache,
 )
 from lamina.errors import ToolError
-from lamina.layerkinds import CA_PATH, CTX_MOUNT
+from lamina.layerkinds import CA_PATH, CTX_MOUNT, RenderedLayer
+from lamina.pipcache import MOUNT as PIP_CACHE_MOUNT
 from lamina.platforms import host_platform
 from lamina.procs import run_logged
+from lamina.proctree import kill_tree
 from lamina.redact import redact
 from lamina.render import KEY_LABEL, BuildUnit, local_tag
 from lamina.settings import Settings
-from lamina.staging import StagingLayout
+from lamina.staging import ExportCount, StagingLayout
 from lamina.store import Store
+from lamina.testrunner import RESULTS_MOUNT, TestContainer
 
 
 def stream_errors(chunks: Iterable[Any]) -> list[str]:
@@ -168,8 +172,7 @@ class DockerBuilder:
             if rendered.copy is not None:
                 image = self._copy(image, context, rendered.copy, changes, unit)
             elif rendered.run_body is not None:
-                image = self._run(image, context, rendered.run_body, rendered.bind_dir,
-                                  settings, env, changes, log, rendered.layer.name)
+                image = self._run(image, context, rendered, settings, env, changes, log)
         if not layers:
             image = self._commit_config(image, unit)
         self.client.images.get(image).tag(*unit.local_tag.rsplit(":", 1))
@@ -212,12 +215,16 @@ class DockerBuilder:
             container.remove(force=True)
         return str(committed.id)
 
-    def _run(self, image: str, context: Path, body: str, bind_dir: str | None,
-             settings: Settings, env: dict[str, str], changes: list[str], log: Path,
-             layer: str) -> str:
+    def _run(self, image: str, context: Path, rendered: RenderedLayer, settings: Settings,
+             env: dict[str, str], changes: list[str], log: Path) -> str:
+        body, bind_dir, layer = rendered.run_body or "", rendered.bind_dir, rendered.layer.name
         volumes: dict[str, dict[str, str]] = {}
         if bind_dir is not None:
             volumes[str((context / bind_dir).resolve())] = {"bind": CTX_MOUNT, "mode": "ro"}
+        if rendered.pip_cache:
+            cache = pip_cache(settings)
+            cache.mkdir(parents=True, exist_ok=True)
+            volumes[str(cache.resolve())] = {"bind": PIP_CACHE_MOUNT, "mode": "rw"}
         if settings.ca_bundle is not None:
             volumes[str(settings.ca_bundle)] = {"bind": CA_PATH, "mode": "ro"}
         container = self.client.containers.create(
@@ -246,36 +253,32 @@ class DockerBuilder:
             container.remove(force=True)
         return str(committed.id)
 
-    def export(self, unit: BuildUnit, staging: StagingLayout, log: Path) -> None:
+    def export(self, unit: BuildUnit, staging: StagingLayout, log: Path) -> ExportCount:
+        # the engine, too, names layers by their uncompressed digests: see lamina.staging
+        parent = unit.image.parent_name
+        if parent is not None:
+            staging.seed_parent_layers(staging.store.get(f"{parent}-{unit.platform.arch}"))
         run_logged(["skopeo", "copy", "--quiet", "--dest-compress",
                     "--dest-compress-format", "gzip", f"docker-daemon:{unit.local_tag}",
                     staging.transport(unit.store_ref)], log, what=f"export {unit.store_ref}",
                    timeout=STEP_TIMEOUT)
+        count = staging.reuse_parent_layers(unit.store_ref)
         # Engine images carry no manifest annotations; add the key lamina plans with.
         staging.annotate(unit.store_ref, {KEY_LABEL: unit.key})
+        return count
 
-    def run_test(self, unit: BuildUnit, command: str, user: str | None, log: Path,
-                 timeout: float) -> TestOutcome:
-        start = time.monotonic()
-        container = self.client.containers.create(unit.local_tag,
-                                                  command=["/bin/sh", "-c", command],
-                                                  user=user or "", network_mode="host")
+    @contextlib.contextmanager
+    def test_container(self, unit: BuildUnit, results: Path) -> Iterator[TestContainer]:
+        """One container kept alive by a shell waiting on its open stdin; tests are execs."""
+        container = self.client.containers.create(
+            unit.local_tag, entrypoint=["/bin/sh", "-c", "read -r _"], stdin_open=True,
+            volumes={str(results): {"bind": RESULTS_MOUNT, "mode": "rw"}},
+            network_mode="host")
         try:
             container.start()
-            try:
-                result = container.wait(timeout=timeout)
-                code = int(result.get("StatusCode", 1))
-            except requests.exceptions.RequestException:
-                container.kill()
-                code = 124
-            output = redact(container.logs().decode(errors="replace"))
+            yield _Container(self.client.api, str(container.id))
         finally:
             container.remove(force=True)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as handle:
-            handle.write(f"\n$ test: {command}\n{output}".encode())
-        tail = " | ".join(output.strip().splitlines()[-2:])
-        return TestOutcome(code == 0, code, tail, time.monotonic() - start)
 
     def output_of(self, unit: BuildUnit, command: str) -> str:
         container = self.client.containers.create(unit.local_tag, ["/bin/sh", "-c", command],
@@ -295,3 +298,45 @@ class DockerBuilder:
             raise ToolError(f"the package probe failed in {unit.store_ref} "
                             f"(exit {result.get('StatusCode')})")
         return output.decode(errors="replace").strip()
+
+
+class _Execution:
+    """One exec in the container; its output streamed to a file by a thread."""
+
+    def __init__(self, api: Any, exec_id: str, output: Path) -> None:
+        self.api = api
+        self.exec_id = exec_id
+        self.thread = threading.Thread(target=self._drain, args=(output,), daemon=True)
+        self.thread.start()
+
+    def _drain(self, output: Path) -> None:
+        with output.open("wb") as handle:
+            for chunk in self.api.exec_start(self.exec_id, stream=True):
+                handle.write(chunk)
+
+    def wait(self, seconds: float) -> int | None:
+        self.thread.join(seconds)
+        if self.thread.is_alive():
+            return None
+        code = self.api.exec_inspect(self.exec_id).get("ExitCode")
+        return int(code) if code is not None else 1
+
+    def attach(self, runner_pid: int) -> None:
+        """The pid is the container's own; the container's end stops what tests left."""
+
+    def stop(self, overdue: bool) -> None:
+        """What tests leave running ends with the container (its own pid namespace)."""
+        if overdue and self.thread.is_alive():
+            pid = int(self.api.exec_inspect(self.exec_id).get("Pid") or 0)
+            if pid > 0:
+                kill_tree(pid)  # the engine runs here: its exec is a process of this host
+
+
+class _Container:
+    def __init__(self, api: Any, container_id: str) -> None:
+        self.api = api
+        self.container_id = container_id
+
+    def start(self, argv: list[str], user: str | None, output: Path) -> _Execution:
+        exec_id = self.api.exec_create(self.container_id, argv, user=user or "")["Id"]
+        return _Execution(self.api, exec_id, output)

@@ -141,4 +141,4 @@ def _node_json(r: NodeResult) -> dict[str, Any]:
             "log": str(r.log) if r.log else None, "seconds": round(r.seconds, 1),
             "size": r.size, "layer_sizes": [[n, s] for n, s in r.layer_sizes],
             "top_layer_share": round(top_layer_share(r), 4),
-            "tests": [t.as_json() for t in r.tests]}
+            "tests": [t.as_json() for t in r.tests], "phases": dict(r.phases)}

@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
             continue
         tested += 1
         log = log_path(settings, entry.unit)
-        for result in run_tests(recipe, entry.unit, builder, store, log):
+        for result in run_tests(recipe, entry.unit, builder, store, log,
+                                settings.state / "work"):
             all_passed &= result.passed
             rows.append({"image": entry.image, "platform": entry.platform.name,
                          **result.as_json()})

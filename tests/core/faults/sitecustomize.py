@@ -7,10 +7,15 @@ changing or wrapping anything in lamina.
 line of ``subprocess.Popen``), ``kill`` SIGKILLs the process group (lamina and the tools it
 runs, as an OOM kill or a power cut would), and ``pause`` creates the file named by
 ``LAMINA_TEST_PAUSED`` and waits until ``<that file>.go`` exists (at most 120 s).
+
+``LAMINA_TEST_EXECS=<file>``: append the argv of every ``subprocess.Popen`` the process
+starts to ``<file>``, one JSON list a line, so a test sees which tools lamina ran and how
+often (every tool lamina runs goes through ``subprocess``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -50,5 +55,20 @@ def _install(spec: str) -> None:
     sys.addaudithook(hook)
 
 
+def _record(path: str) -> None:
+    def hook(name: str, args: tuple[Any, ...]) -> None:
+        if name != "subprocess.Popen":
+            return
+        argv = args[1] if isinstance(args[1], (list, tuple)) else [args[1]]
+        line = json.dumps([os.fsdecode(a) if isinstance(a, (str, bytes)) else str(a)
+                           for a in argv])
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+    sys.addaudithook(hook)
+
+
 if _SPEC:
     _install(_SPEC)
+if os.environ.get("LAMINA_TEST_EXECS"):
+    _record(os.environ["LAMINA_TEST_EXECS"])

@@ -1,0 +1,2 @@
+print("importing broken_mod")
+raise ValueError("broken on purpose")
