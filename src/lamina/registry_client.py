@@ -32,7 +32,7 @@ import requests
 
 from lamina import redact
 from lamina.credentials import CredentialStore
-from lamina.errors import RegistryError
+from lamina.errors import RegistryError, UsageError
 from lamina.http import (
     API_MAX,
     MANIFEST_MAX,
@@ -70,10 +70,19 @@ class RemoteManifest:
 
 
 def _default_retries() -> int:
-    try:
-        return max(0, int(os.environ.get("LAMINA_REGISTRY_RETRIES", "8")))
-    except ValueError:
+    """``LAMINA_REGISTRY_RETRIES`` (default 8); a value that is not a count is refused, as a
+    bad ``LAMINA_HTTP_TIMEOUT`` is, rather than silently replaced by the default."""
+    raw = os.environ.get("LAMINA_REGISTRY_RETRIES", "").strip()
+    if not raw:
         return 8
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 100:
+        raise UsageError(f"LAMINA_REGISTRY_RETRIES={raw[:40]!r}: expected a whole number of "
+                         "retries between 0 and 100")
+    return value
 
 
 def _next_link(header: str) -> str:

@@ -87,10 +87,17 @@ def settings_for(recipe: Recipe, *, store: str | None = None, jobs: int | None =
     state_path = Path(resolve(None, "LAMINA_STATE", None, ".lamina"))
     if not state_path.is_absolute():
         state_path = recipe.root / state_path
+    raw_jobs = resolve(jobs, "LAMINA_JOBS", cfg.get("jobs"), 2)
     try:
-        jobs_value = int(resolve(jobs, "LAMINA_JOBS", cfg.get("jobs"), 2))
-    except ValueError as exc:
-        raise UsageError(f"expected an integer: {exc}") from None
+        jobs_value = int(raw_jobs)
+    except ValueError:
+        jobs_value = 0
+    if jobs_value < 1 or isinstance(raw_jobs, bool):
+        where = ("--jobs" if jobs is not None else "LAMINA_JOBS"
+                 if os.environ.get("LAMINA_JOBS") not in (None, "")
+                 else f"{recipe.root / 'recipe.yaml'}: jobs")
+        raise UsageError(f"{where}: expected a whole number of nodes of at least 1, got "
+                         f"{str(raw_jobs)[:40]!r}")
     # The ecosystem-wide SOURCE_DATE_EPOCH counts as a LAMINA_ variable of lower rank.
     recipe_epoch = resolve(None, "SOURCE_DATE_EPOCH", cfg.get("source_date_epoch"), None)
     raw_epoch = resolve(epoch, "LAMINA_SOURCE_DATE_EPOCH", recipe_epoch, DEFAULT_EPOCH)
