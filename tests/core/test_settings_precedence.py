@@ -203,7 +203,8 @@ def test_the_highest_source_set_wins(case: Case, chosen: tuple[Source, ...], tmp
     for source in chosen:
         if source.kind == ENV:
             monkeypatch.setenv(source.where, source.value)
-    args = build_parser().parse_args(["-C", str(root), *case.command, *flags])
+    # the parser as `lamina` builds it for this command (commands register lazily)
+    args = build_parser(case.command[0]).parse_args(["-C", str(root), *case.command, *flags])
     winner = chosen[0].expect if chosen else case.default
     assert case.read(args, root) == expected(winner, root)
 
@@ -221,4 +222,5 @@ def test_the_project_directory(flag: str | None, env: str | None, expect: str, t
     if env is not None:
         monkeypatch.setenv("LAMINA_PROJECT", str(tmp_path / env))
     argv = (["-C", str(tmp_path / flag)] if flag else []) + ["build"]
-    assert load(build_parser().parse_args(argv))[1].project == (tmp_path / expect).resolve()
+    assert load(build_parser("build").parse_args(argv))[1].project == \
+        (tmp_path / expect).resolve()
