@@ -11,14 +11,14 @@ exactly that image and those tests.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lamina.builders.base import Builder
-from lamina.errors import ToolError, UsageError
+from lamina.envseconds import positive_seconds
+from lamina.errors import ToolError
 from lamina.noderecord import tests_entry, tests_hash
 from lamina.recipe import Recipe, TestSpec
 from lamina.redact import redact
@@ -32,17 +32,7 @@ DEFAULT_TIMEOUT = 900.0  # seconds one test may run without finishing
 def per_test_timeout() -> float:
     """Seconds one test may take: ``LAMINA_TEST_TIMEOUT``, default 900 (then it fails with
     exit 124 and the node's other tests still run)."""
-    raw = os.environ.get("LAMINA_TEST_TIMEOUT", "")
-    if not raw:
-        return DEFAULT_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise UsageError(f"LAMINA_TEST_TIMEOUT: expected a positive number of seconds, got "
-                         f"{raw[:40]!r}")
-    return value
+    return positive_seconds("LAMINA_TEST_TIMEOUT", DEFAULT_TIMEOUT)
 
 
 @dataclass(frozen=True)

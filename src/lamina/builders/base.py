@@ -9,14 +9,13 @@ a step that runs out fails its node with one line naming the step.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
-from lamina.errors import UsageError
+from lamina.envseconds import positive_seconds
 from lamina.filemodes import copy_tree
 from lamina.pipcache import LINK as PIP_CACHE_LINK
 from lamina.render import BuildUnit
@@ -36,17 +35,7 @@ PROBE_TIMEOUT = 600.0  # the package probe
 
 def build_timeout() -> float:
     """Seconds one node's build may take: ``LAMINA_BUILD_TIMEOUT``, default six hours."""
-    raw = os.environ.get("LAMINA_BUILD_TIMEOUT", "")
-    if not raw:
-        return DEFAULT_BUILD_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise UsageError(f"LAMINA_BUILD_TIMEOUT: expected a positive number of seconds, got "
-                         f"{raw[:40]!r}")
-    return value
+    return positive_seconds("LAMINA_BUILD_TIMEOUT", DEFAULT_BUILD_TIMEOUT)
 
 
 class Builder(Protocol):
