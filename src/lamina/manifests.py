@@ -106,9 +106,11 @@ def markdown(manifest: dict[str, Any]) -> str:
 
 
 def _purl_part(text: str) -> str:
-    """A purl name or version, percent-encoded as the purl spec asks (``:`` of a Debian
-    epoch, ``+`` and ``~`` of Debian versions included)."""
-    return quote(text, safe=".-_")
+    """A purl name, version or qualifier value, percent-encoded as the purl spec asks
+    (package-url/purl-spec ``docs/standard/characters-and-encoding.md``): alphanumerics,
+    ``.-_~`` and the colon are never encoded (a Debian epoch stays ``1:``), everything else
+    is (``+`` of a Debian version is ``%2B``)."""
+    return quote(text, safe=".-_~:")
 
 
 def cyclonedx(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -147,8 +149,8 @@ def sbom_for_subject(sbom: bytes, reference: str, digest: str, platform: str) ->
     repository, _, tag = reference.rpartition(":")
     name = repository.rsplit("/", 1)[-1]
     arch = platform.split("/")[1] if "/" in platform else platform
-    purl = (f"pkg:oci/{_purl_part(name)}@{quote(digest, safe='')}?arch={arch}"
-            f"&repository_url={quote(repository, safe='/')}&tag={_purl_part(tag)}")
+    purl = (f"pkg:oci/{_purl_part(name)}@{_purl_part(digest)}?arch={arch}"
+            f"&repository_url={quote(repository, safe='/.-_~:')}&tag={_purl_part(tag)}")
     serial = uuid.uuid5(uuid.NAMESPACE_URL, f"{reference}@{digest}")
     document["serialNumber"] = f"urn:uuid:{serial}"
     document["metadata"] = {**document.get("metadata", {}), "component": {

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from lamina.cli import main
+from lamina.pipcache import WHEELS
 from tests.core.containerfile_reader import (
     Instruction,
     instructions,
@@ -83,7 +84,13 @@ def check_meaning(parsed: list[Instruction], v: Values) -> None:
                                            "--without-pip", v.prefix]]
     assert _follows(pip, [";", v.python, "-m", "pip", "--python"])[0][:2] == [
         f"{v.prefix}/bin/python", "install"]
-    assert _follows(pip, ["--break-system-packages", "-r"]) == [[lock]]
+    # every pip run (from the wheel cache, downloading into it, or from the index without
+    # it: lamina.pipcache) reads exactly the lock, with hashes required
+    for head, runs in ((["--find-links", WHEELS, "-r"], 2), (["--dest", WHEELS, "-r"], 1),
+                       (["--no-cache-dir", "-r"], 1)):
+        assert [run[0] for run in _follows(pip, head)] == [lock] * runs, head
+    assert len(_follows(pip, ["install", "--require-hashes", "--break-system-packages"])) == 3
+    assert len(_follows(pip, ["download", "--require-hashes"])) == 1
     copy = next(by)
     assert copy.flags == (f"--chmod={v.mode}",)
     dest = v.dest if v.dest.endswith("/") else v.dest + "/"

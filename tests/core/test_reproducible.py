@@ -209,7 +209,8 @@ def test_layers_carry_fixed_modes_and_the_debs_are_registered_with_dpkg(
     assert manifest["packages"]["deb"] == versions
     sbom = json.loads((store / "lamina/base/amd64.cdx.json").read_text())
     assert sorted((c["name"], c["version"], c["purl"]) for c in sbom["components"]) == [
-        (p, versions[p], f"pkg:deb/debian/{p}@{versions[p]}?arch=amd64")
+        # purl-spec characters-and-encoding.md: ':' is never encoded, '+' always is
+        (p, versions[p], f"pkg:deb/debian/{p}@{versions[p].replace('+', '%2B')}?arch=amd64")
         for p in MODES_PACKAGES]
 
 

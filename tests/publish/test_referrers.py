@@ -84,7 +84,10 @@ def test_tag_schema_index_keeps_other_tools_referrers_and_a_rerun_puts_nothing(
     assert staged.code == 0, staged.out + staged.err
     release = oci.subject(reg, "stage/base", "v1-amd64")
     tags = reg.request("GET", "/v2/stage/base/tags/list").json()["tags"]
-    (key_tag,) = [t for t in tags if t.startswith("lamina-")]
+    # the key tag, and the tested tag naming the same manifest (publish.tested_tag)
+    (key_tag,) = [t for t in tags if t.startswith("lamina-") and "-t" not in t]
+    (tested,) = [t for t in tags if t.startswith(f"{key_tag}-t")]
+    assert oci.subject(reg, "stage/base", tested) == oci.subject(reg, "stage/base", key_tag)
     key_build = oci.subject(reg, "stage/base", key_tag)
 
     # BEFORE lamina publishes there: another tool signs the release image, an older lamina
