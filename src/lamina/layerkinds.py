@@ -201,9 +201,15 @@ def render_layer(layer: Layer, platform: Platform) -> RenderedLayer:
 
 def _tree_digest(layer: Layer, key: tuple[str | int, ...], path: Path) -> str:
     """The hash of what a files source or script input puts into the build context: contents
-    and git's modes (:mod:`lamina.filemodes`), so a checkout's umask changes no key."""
+    and git's modes (:mod:`lamina.filemodes`), so a checkout's umask changes no key. Hashed
+    once per command (``Layer.tree_digests``), not once per platform."""
+    known = layer.tree_digests.get(path)
+    if known is not None:
+        return known
     try:
-        return sha256_data(tree_fingerprint(path))
+        digest = sha256_data(tree_fingerprint(path))
+        layer.tree_digests[path] = digest
+        return digest
     except UnsupportedEntry as exc:
         inner = os.path.relpath(exc.path, layer.directory.resolve())
         raise layer.doc.error(key, f"'{shown(inner)}' is {exc.kind}; expected regular files, "

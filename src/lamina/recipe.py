@@ -56,6 +56,9 @@ class Layer:
     # layer once, not once per use (loading checks it, each platform's rendering reads it)
     _resolved: dict[tuple[PathKey, str | None], Path] = field(
         default_factory=dict, compare=False, repr=False)
+    # resolved path -> the hash of the tree there (lamina.layerkinds): each platform's
+    # rendering of one command reads the same files, so they are hashed once
+    tree_digests: dict[Path, str] = field(default_factory=dict, compare=False, repr=False)
 
     def file(self, key: PathKey, platform: Platform | None = None) -> Path:
         """The real path the spec value at ``key`` names in the layer directory (``{arch}``
