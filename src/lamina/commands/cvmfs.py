@@ -20,7 +20,7 @@ from lamina.store import Store
 
 if TYPE_CHECKING:
     from lamina.cvmfs.entries import PlannedEntry
-    from lamina.cvmfs.merge_request import ImageSummary
+    from lamina.cvmfs.mr_text import ImageSummary
     from lamina.cvmfs.wishlist import WishlistEdit
 
 
@@ -106,7 +106,7 @@ def _published(recipe: Recipe, store: Store, cfg: CvmfsConfig, wanted: list[str]
 def _plan(args: argparse.Namespace) -> tuple[Recipe, CvmfsConfig, list[str],
                                              list[PlannedEntry], list[ImageSummary]]:
     from lamina.cvmfs.entries import planned_entries
-    from lamina.cvmfs.merge_request import ImageSummary
+    from lamina.cvmfs.mr_text import ImageSummary
 
     recipe, settings = load(args)
     cfg = _config(recipe, args)
@@ -150,7 +150,7 @@ def _report_json(edit: WishlistEdit, planned: list[PlannedEntry]) -> dict[str, A
 
 def _print_report(edit: WishlistEdit, planned: list[PlannedEntry], prefix: str) -> None:
     from lamina.cvmfs.entries import host_notes
-    from lamina.cvmfs.merge_request import report_lines
+    from lamina.cvmfs.mr_text import report_lines
 
     for line in report_lines(edit.broken, [*host_notes(planned), *edit.notes], markdown=False):
         print(f"{prefix}{line}", file=sys.stderr)
@@ -161,11 +161,11 @@ def run_mr(args: argparse.Namespace) -> int:
 
     from lamina.cvmfs.merge_request import (
         SyncRepository,
-        branch_name,
         read_wishlist,
         require_token,
         token_from_env,
     )
+    from lamina.cvmfs.mr_text import branch_name
     from lamina.cvmfs.wishlist import add_entries
 
     if args.wishlist and not args.dry_run:
